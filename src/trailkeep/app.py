@@ -1,0 +1,115 @@
+"""create_app(settings): the FastAPI application with every router and service wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from trailkeep import __version__, logs
+from trailkeep.auth import routes as key_routes
+from trailkeep.auth.service import AuthService
+from trailkeep.config import Settings
+from trailkeep.events import routes as event_routes
+from trailkeep.events.cursor import CursorCodec
+from trailkeep.events.schema import BatchIn, EventIn
+from trailkeep.events.service import EventService
+from trailkeep.http import bench, errors, health
+from trailkeep.http.middleware import RequestContext
+from trailkeep.services import Services
+from trailkeep.store.base import Store
+from trailkeep.store.sqlite import SqliteStore
+from trailkeep.tenants import routes as tenant_routes
+from trailkeep.tenants.service import TenantService
+
+log = structlog.get_logger("trailkeep.app")
+
+DESCRIPTION = """Multi-tenant, tamper-evident audit log.
+
+Authenticate with `Authorization: Bearer <API key or JWT>`. Every error has the shape
+`{"error": {"code", "message", "details", "request_id"}}`.
+"""
+
+
+def build_store(settings: Settings) -> Store:
+    return SqliteStore(
+        settings.sqlite_path(),
+        synchronous=settings.sqlite_synchronous,
+        cache_mb=settings.sqlite_cache_mb,
+        commit_max_events=settings.commit_max_events,
+        commit_max_wait_ms=settings.commit_max_wait_ms,
+        queue_max=settings.ingest_queue_max,
+    )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (EventIn, BatchIn):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    app.openapi_schema = schema
+    return schema
+
+
+async def _flush_key_usage(auth: AuthService) -> None:
+    while True:
+        await asyncio.sleep(5)
+        try:
+            await auth.flush_last_used()
+        except Exception as exc:  # never let bookkeeping take the server down
+            log.warning("could not record API key usage", error=repr(exc))
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check_secrets()
+    logs.configure(settings.log_level)
+    store = store or build_store(settings)
+    tenants = TenantService(store)
+    auth = AuthService(store, settings)
+    events = EventService(store, tenants, settings.limits, CursorCodec(settings.secret_key))
+    services = Services(settings, store, auth, tenants, events)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await store.start()
+        flusher = asyncio.create_task(_flush_key_usage(auth))
+        log.info("trailkeep started", version=__version__, env=settings.env)
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(Exception):
+                await auth.flush_last_used()
+            await store.close()
+
+    app = FastAPI(
+        title="Trailkeep",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(event_routes.router)
+    app.include_router(tenant_routes.router)
+    app.include_router(key_routes.router)
+    if settings.bench_endpoints:
+        app.include_router(bench.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(RequestContext, access_log=settings.access_log)
+    return app

@@ -1,0 +1,1 @@
+"""Credentials (API keys, JWT bearer tokens), principals and roles."""

@@ -1,0 +1,270 @@
+"""The ``trailkeep`` command: serve, init, tenant and key management."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from trailkeep.auth.principal import Role
+from trailkeep.auth.service import AuthService
+from trailkeep.config import ConfigError, Settings
+from trailkeep.errors import TrailkeepError
+from trailkeep.kit.jsonutil import dumps
+from trailkeep.store.base import Store
+
+app = typer.Typer(help="Trailkeep: a multi-tenant, tamper-evident audit log.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory [env TRAILKEEP_DATA_DIR]")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="[env TRAILKEEP_DATABASE_URL]")
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**given)
+        settings.check_secrets()
+        settings.sqlite_path()
+    except (ValidationError, ConfigError) as exc:
+        raise _fail(f"invalid configuration: {exc}") from None
+    return settings
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    from trailkeep.app import build_store
+
+    async def run() -> T:
+        store = build_store(settings)
+        await store.start()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except TrailkeepError as exc:
+        raise _fail(exc.message) from None
+    except OSError as exc:
+        raise _fail(f"cannot open the database: {exc}") from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(dumps(value).decode() + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="[env TRAILKEEP_HOST] default 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="[env TRAILKEEP_PORT] default 8000")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    env: Annotated[str | None, typer.Option(help="development | production | test")] = None,
+) -> None:
+    """Run the HTTP API server."""
+    import uvicorn
+
+    from trailkeep.app import create_app
+
+    settings = load_settings(
+        host=host, port=port, data_dir=data_dir, database_url=database_url, env=env
+    )
+    application = create_app(settings)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def init(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    demo: Annotated[bool, typer.Option(help="Also create a demo tenant with keys")] = False,
+    port: Annotated[int, typer.Option(help="Port used in the printed curl examples")] = 8000,
+    json_out: JsonOut = False,
+) -> None:
+    """Create the database, the platform admin key (printed once) and optionally a demo."""
+    from trailkeep.bootstrap import initialize
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    result = _with_store(settings, lambda store: initialize(store, settings, demo=demo))
+    if json_out:
+        _print_json({"database": result.database, "admin_key": result.admin_key,
+                     "demo": result.demo})
+        return
+    console.print(f"database: {result.database}")
+    if result.admin_key:
+        typer.echo(f"platform admin key (shown once): {result.admin_key}")
+    for role, token in result.demo.items():
+        typer.echo(f"demo {role}: {token}")
+    if result.demo:
+        _print_tour(port, result.demo)
+
+
+def _print_tour(port: int, demo: dict[str, str]) -> None:
+    base = f"http://127.0.0.1:{port}"
+    typer.echo("\nTry it (the service starts below):")
+    typer.echo(
+        f"  curl -s -X POST {base}/v1/events -H 'Authorization: Bearer {demo['writer']}'"
+        " -H 'Content-Type: application/json'"
+        """ -d '{"action":"user.login","actor":{"id":"u_1","name":"Ada"}}'"""
+    )
+    typer.echo(f"  curl -s '{base}/v1/events?action=user.*' -H 'Authorization: Bearer {demo['reader']}'")
+    typer.echo(f"  curl -s {base}/v1/tenants -H 'Authorization: Bearer {demo['platform_admin']}'")
+    typer.echo(f"API docs: {base}/docs\n")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    tenant_id: Annotated[str, typer.Argument(help="lowercase slug, e.g. acme")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    retention_days: Annotated[int | None, typer.Option(min=1)] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Create a tenant."""
+    from trailkeep.tenants.models import TenantCreate
+    from trailkeep.tenants.service import TenantService, to_out
+
+    try:
+        body = TenantCreate(id=tenant_id, display_name=name, retention_days=retention_days)
+    except ValidationError as exc:
+        raise _fail(f"invalid tenant: {exc.errors()[0]['msg']} ({tenant_id!r})") from None
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    record = _with_store(settings, lambda store: TenantService(store).create(body))
+    out = to_out(record).model_dump()
+    if json_out:
+        _print_json(out)
+    else:
+        console.print(f"created tenant [bold]{out['id']}[/bold] ({out['display_name']})")
+
+
+@tenant_app.command("list")
+def tenant_list(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: JsonOut = False
+) -> None:
+    """List tenants."""
+    from trailkeep.tenants.service import TenantService, to_out
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    records = _with_store(settings, lambda store: TenantService(store).list(None, 10_000))
+    rows = [to_out(r).model_dump() for r in records]
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table("id", "display name", "retention days", "legal hold", "created")
+    for r in rows:
+        table.add_row(r["id"], r["display_name"], str(r["retention_days"] or "-"),
+                      "yes" if r["legal_hold"] else "no", r["created_at"])
+    console.print(table)
+
+
+@key_app.command("create")
+def key_create(
+    role: Annotated[str, typer.Option(help="admin (platform), tenant_admin, writer or reader")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant id (omit for role admin)")] = None,
+    name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Create an API key; the secret is printed once."""
+    from trailkeep.auth.routes import key_out
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise _fail(f"unknown role {role!r}; one of {', '.join(r.value for r in Role)}") from None
+    if (parsed == Role.ADMIN) != (tenant is None):
+        raise _fail("role admin takes no --tenant; every other role needs --tenant")
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+
+    async def work(store: Store) -> Any:
+        if tenant is not None and await store.get_tenant(tenant) is None:
+            raise _fail(f"tenant '{tenant}' not found")
+        return await AuthService(store, settings).create_key(tenant, parsed, name)
+
+    created = _with_store(settings, work)
+    out = {**key_out(created.record), "token": created.token}
+    if json_out:
+        _print_json(out)
+    else:
+        console.print(f"key {out['id']} ({out['role']}) created; secret, shown once:")
+        console.print(created.token, highlight=False)
+
+
+@key_app.command("list")
+def key_list(
+    tenant: Annotated[str | None, typer.Option(help="Tenant id (omit for platform keys)")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """List API keys (never their secrets)."""
+    from trailkeep.auth.routes import key_out
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    records = _with_store(settings, lambda store: store.list_keys(tenant))
+    rows = [key_out(r) for r in records]
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table("id", "tenant", "role", "name", "created", "last used", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["tenant_id"] or "(platform)", r["role"], r["name"],
+                      r["created_at"], r["last_used_at"] or "-", r["revoked_at"] or "-")
+    console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (the 16 hex digits after tk_)")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Revoke an API key (servers notice within TRAILKEEP_AUTH_CACHE_SECONDS)."""
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    _with_store(settings, lambda store: AuthService(store, settings).revoke_key(key_id, None))
+    if json_out:
+        _print_json({"id": key_id, "revoked": True})
+    else:
+        console.print(f"revoked key {key_id}")
+
+
+def main() -> None:
+    app()
+
+

@@ -1,0 +1,103 @@
+"""One settings object for the whole service.
+
+Every setting can be given as an environment variable with the prefix ``TRAILKEEP_``
+(``TRAILKEEP_DATA_DIR``, ``TRAILKEEP_MAX_BATCH_EVENTS`` ...); command-line flags of
+``trailkeep serve`` override the environment. docs/configuration.md lists them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-insecure-secret-change-me"
+
+
+class ConfigError(ValueError):
+    """The settings cannot be used (raised at start-up, before serving)."""
+
+
+class Limits(BaseSettings):
+    """Size limits on ingested events. Every limit is enforced with a 4xx naming the field."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAILKEEP_LIMIT_", extra="ignore")
+
+    max_event_bytes: int = Field(65_536, ge=1024, description="Serialized size of one event")
+    max_batch_events: int = Field(1000, ge=1, le=10_000)
+    max_batch_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    max_id_length: int = Field(128, ge=16, le=512)
+    max_action_length: int = Field(128, ge=8)
+    max_name_length: int = Field(256, ge=8, description="actor/target names, ids, emails")
+    max_message_length: int = Field(8192, ge=16)
+    max_targets: int = Field(32, ge=1)
+    max_metadata_bytes: int = Field(16_384, ge=64)
+    max_metadata_depth: int = Field(8, ge=1, le=64)
+    max_metadata_keys: int = Field(256, ge=1, description="keys in total, all levels")
+    max_changes_bytes: int = Field(32_768, ge=64)
+    max_future_skew_seconds: int = Field(86_400, ge=0, description="occurred_at ahead of now")
+    min_occurred_year: int = Field(1970, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRAILKEEP_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        None, description="Defaults to sqlite:///<data_dir>/trailkeep.db"
+    )
+    secret_key: str = Field(
+        DEFAULT_SECRET, description="Signs pagination cursors; must be set in production"
+    )
+    # SQLite durability: FULL fsyncs the WAL on every commit (group commit keeps it cheap).
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    sqlite_cache_mb: int = Field(256, ge=2)
+    # Group commit: one transaction takes up to this many events ...
+    commit_max_events: int = Field(5000, ge=1)
+    # ... and waits at most this long for more to arrive before committing.
+    commit_max_wait_ms: float = Field(0.0, ge=0, le=100)
+    ingest_queue_max: int = Field(50_000, ge=1, description="Events waiting; beyond, 503")
+    # Authentication
+    jwt_hs256_secret: str | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_tenant_claim: str = "tenant_id"
+    jwt_roles_claim: str = "roles"
+    auth_cache_seconds: float = Field(2.0, ge=0, description="API key lookups are cached")
+    access_log: bool = True
+    log_level: str = "INFO"
+    # Exposes POST /v1/_bench/validate (validates, stores nothing) for bench/ingest.py.
+    bench_endpoints: bool = False
+    limits: Limits = Field(default_factory=Limits)
+
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'trailkeep.db').as_posix()}"
+
+    def check_secrets(self) -> None:
+        """Refuse to serve in production with a default or weak secret."""
+        if self.env != "production":
+            return
+        if not self.secret_key or self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+            raise ConfigError(
+                "TRAILKEEP_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production (it is empty, the default, or too short)"
+            )
+        if self.jwt_hs256_secret is not None and len(self.jwt_hs256_secret) < 32:
+            raise ConfigError("TRAILKEEP_JWT_HS256_SECRET must be at least 32 characters")
+
+    def sqlite_path(self) -> Path:
+        url = self.resolved_database_url
+        if not url.startswith("sqlite:///"):
+            raise ConfigError(f"unsupported database URL {url!r}: expected sqlite:///PATH")
+        return Path(url.removeprefix("sqlite:///"))

@@ -1,0 +1,1 @@
+"""Events: the schema, the ingest and query services, and their HTTP endpoints."""

@@ -1,0 +1,233 @@
+"""HTTP endpoints for events: ingest (one, batch), read one, list with filters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+from starlette.responses import Response
+
+from trailkeep.auth.principal import Permission
+from trailkeep.errors import BadRequest
+from trailkeep.events.docs_models import BatchResult, ErrorBody, EventPage, StoredEvent
+from trailkeep.events.schema import SEVERITY_RANK, normalize_severity
+from trailkeep.events.service import ItemOutcome, parse_event
+from trailkeep.http.body import read_body
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.responses import JSONBytes, json_response
+from trailkeep.kit.jsonutil import dumps
+from trailkeep.kit.text import check_text
+from trailkeep.kit.timeutil import to_us
+from trailkeep.store.models import EventFilter
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+
+
+def _body_doc(schema: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    summary="Ingest one event",
+    description=(
+        "Stores one event and answers once it is durable. A retry with the same `id` and "
+        "body answers 200 with the stored event; the same `id` with another body is a 409."
+    ),
+    response_model=StoredEvent,
+    responses={200: {"model": StoredEvent, "description": "idempotent replay"}, **_ERRORS},
+    openapi_extra=_body_doc("EventIn"),
+)
+async def post_event(request: Request, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
+    principal.require(Permission.INGEST)
+    body = await read_body(request, svc.settings.limits.max_event_bytes)
+    event = parse_event(body)
+    result = await svc.events.ingest_one(event, principal)
+    if result.status == "duplicate":
+        return JSONBytes(result.body, status_code=200, headers={"Idempotent-Replayed": "true"})
+    return JSONBytes(result.body, status_code=201)
+
+
+def _item_json(outcome: ItemOutcome) -> dict[str, Any]:
+    if outcome.error is not None:
+        err = outcome.error
+        return {
+            "index": outcome.index,
+            "status": "rejected",
+            "error": {"code": err.code, "status": err.status, "message": err.message,
+                      "details": err.details},
+        }
+    result = outcome.result
+    assert result is not None
+    item: dict[str, Any] = {"index": outcome.index, "status": result.status, "seq": result.seq}
+    if result.status == "conflict":
+        item["error"] = {"code": "idempotency_conflict", "status": 409,
+                         "message": "id already used with a different body", "details": None}
+    return item
+
+
+@router.post(
+    "/events/batch",
+    summary="Ingest up to 1,000 events",
+    description=(
+        "Answers item by item once every accepted event is durable. Invalid items are "
+        "rejected on their own; the rest are stored. Beyond the batch limits: 413."
+    ),
+    response_model=BatchResult,
+    responses=_ERRORS,
+    openapi_extra=_body_doc("BatchIn"),
+)
+async def post_batch(request: Request, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
+    principal.require(Permission.INGEST)
+    body = await read_body(request, svc.settings.limits.max_batch_bytes)
+    items = svc.events.parse_batch(body)
+    outcomes = await svc.events.ingest_batch(items, principal)
+    results = []
+    counts = {"created": 0, "duplicate": 0, "rejected": 0, "conflict": 0}
+    for outcome in outcomes:
+        item = _item_json(outcome)
+        counts[item["status"]] += 1
+        if outcome.result is not None:
+            item["id"] = outcome.result.id
+        results.append(item)
+    return json_response(
+        {
+            "created": counts["created"],
+            "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"] + counts["conflict"],
+            "results": results,
+        }
+    )
+
+
+@router.get(
+    "/events/{event_id}",
+    summary="Read one event",
+    response_model=StoredEvent,
+    responses=_ERRORS,
+)
+async def get_event(
+    event_id: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: Annotated[str | None, Query(description="Platform admins only")] = None,
+) -> Response:
+    return JSONBytes(await svc.events.get(principal, tenant_id, event_id))
+
+
+def _text_param(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > 256:
+        raise BadRequest(f"query parameter '{name}' is longer than 256 characters")
+    try:
+        return check_text(value)
+    except ValueError as exc:
+        raise BadRequest(f"query parameter '{name}' {exc}") from None
+
+
+def build_filter(
+    tenant_id: str,
+    *,
+    occurred_after: AwareDatetime | None,
+    occurred_before: AwareDatetime | None,
+    actor_id: str | None,
+    action: str | None,
+    target_type: str | None,
+    target_id: str | None,
+    severity: str | None,
+    outcome: str | None,
+) -> EventFilter:
+    exact = prefix = None
+    action = _text_param("action", action)
+    if action is not None:
+        if action.endswith("*"):
+            prefix = action.rstrip("*")
+            if not prefix:
+                raise BadRequest("query parameter 'action' needs at least one character before *")
+        else:
+            exact = action
+    min_severity = None
+    if severity is not None:
+        name = normalize_severity(severity)
+        if name not in SEVERITY_RANK:
+            raise BadRequest(
+                f"unknown severity {severity!r}; one of {', '.join(SEVERITY_RANK)}"
+                " (or LOW, MEDIUM, HIGH)"
+            )
+        min_severity = SEVERITY_RANK[name]
+    if outcome is not None and outcome not in ("success", "failure"):
+        raise BadRequest("query parameter 'outcome' must be 'success' or 'failure'")
+    if target_id is not None and target_type is None:
+        raise BadRequest("query parameter 'target_id' needs 'target_type' too")
+    return EventFilter(
+        tenant_id=tenant_id,
+        occurred_from=to_us(occurred_after) if occurred_after else None,
+        occurred_to=to_us(occurred_before) if occurred_before else None,
+        actor_id=_text_param("actor_id", actor_id),
+        action=exact,
+        action_prefix=prefix,
+        target_type=_text_param("target_type", target_type),
+        target_id=_text_param("target_id", target_id),
+        min_severity=min_severity,
+        outcome=outcome,
+    )
+
+
+@router.get(
+    "/events",
+    summary="List events, newest first",
+    description=(
+        "Filters combine with AND. `action` is exact, or a prefix when it ends with `*` "
+        "(`user.*`). `severity` is a minimum. Pages are keyset-paginated: pass "
+        "`next_cursor` back as `cursor` with the same filters."
+    ),
+    response_model=EventPage,
+    responses=_ERRORS,
+)
+async def list_events(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: Annotated[str | None, Query(description="Platform admins only")] = None,
+    occurred_after: Annotated[
+        AwareDatetime | None, Query(description="Inclusive, RFC 3339 with offset")
+    ] = None,
+    occurred_before: Annotated[AwareDatetime | None, Query(description="Exclusive")] = None,
+    actor_id: str | None = None,
+    action: Annotated[str | None, Query(examples=["user.login", "user.*"])] = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    severity: Annotated[str | None, Query(description="Minimum severity")] = None,
+    outcome: Annotated[str | None, Query(examples=["failure"])] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Response:
+    scoped = principal.scope(Permission.READ, tenant_id)
+    flt = build_filter(
+        scoped,
+        occurred_after=occurred_after,
+        occurred_before=occurred_before,
+        actor_id=actor_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        severity=severity,
+        outcome=outcome,
+    )
+    page = await svc.events.list(flt, cursor, limit)
+    # Stored bodies are spliced in as they are: no parse, no re-serialization.
+    body = b'{"data":[' + b",".join(r.body for r in page.rows) + b'],"next_cursor":'
+    body += dumps(page.next_cursor) + b"}"
+    return JSONBytes(body)
+

@@ -1,0 +1,176 @@
+"""Ingest and read events. HTTP-agnostic: routes hand it parsed input and a principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from trailkeep.auth.principal import Permission, Principal
+from trailkeep.config import Limits
+from trailkeep.errors import (
+    BadRequest,
+    IdempotencyConflict,
+    NotFound,
+    PayloadTooLarge,
+    TrailkeepError,
+    ValidationFailed,
+)
+from trailkeep.events.cursor import CursorCodec
+from trailkeep.events.limits import Problem, check_limits
+from trailkeep.events.normalize import EventTooLarge, check_occurred, to_draft
+from trailkeep.events.schema import BatchIn, EventIn
+from trailkeep.kit.jsonutil import loads
+from trailkeep.kit.timeutil import now_us, to_us
+from trailkeep.store.base import Store
+from trailkeep.store.models import AppendResult, EventDraft, EventFilter, EventRow, PageKey
+from trailkeep.tenants.service import TenantService
+
+
+def pydantic_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
+    return [
+        {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def _is_json_syntax(exc: ValidationError) -> bool:
+    return any(err["type"] == "json_invalid" for err in exc.errors(include_url=False))
+
+
+def parse_event(body: bytes) -> EventIn:
+    try:
+        return EventIn.model_validate_json(body)
+    except ValidationError as exc:
+        if _is_json_syntax(exc):
+            raise BadRequest("request body is not valid JSON", details=pydantic_problems(exc))
+        raise ValidationFailed("event failed validation", details=pydantic_problems(exc))
+
+
+@dataclass(slots=True)
+class ItemOutcome:
+    """One batch item: a stored result, or the error that rejected it."""
+
+    index: int
+    result: AppendResult | None = None
+    error: TrailkeepError | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    rows: list[EventRow]
+    next_cursor: str | None
+
+
+class EventService:
+    def __init__(
+        self, store: Store, tenants: TenantService, limits: Limits, cursors: CursorCodec
+    ) -> None:
+        self._store = store
+        self._tenants = tenants
+        self._limits = limits
+        self._cursors = cursors
+
+    # -- ingest --------------------------------------------------------------------
+    async def _prepare(self, event: EventIn, principal: Principal, received: int) -> EventDraft:
+        tenant_id = principal.scope(Permission.INGEST, event.tenant_id)
+        await self._tenants.require_exists(tenant_id)
+        problems = check_limits(event, self._limits)
+        if event.occurred_at is not None:
+            problem = check_occurred(to_us(event.occurred_at), received, self._limits)
+            if problem is not None:
+                problems.append(problem)
+        if problems:
+            raise ValidationFailed("event failed validation", details=problems)
+        try:
+            return to_draft(event, tenant_id, received, self._limits)
+        except EventTooLarge as exc:
+            raise PayloadTooLarge(str(exc), details={"field": "event"}) from None
+
+    async def ingest_one(self, event: EventIn, principal: Principal) -> AppendResult:
+        draft = await self._prepare(event, principal, now_us())
+        (result,) = await self._store.append_events([draft])
+        if result.status == "conflict":
+            raise IdempotencyConflict(
+                f"event id '{draft.id}' was already used with a different body",
+                details={"id": draft.id, "seq": result.seq},
+            )
+        return result
+
+    def parse_batch(self, body: bytes) -> list[EventIn | TrailkeepError]:
+        """Validate a batch envelope; each item is an event or the error that rejects it."""
+        cap = self._limits.max_batch_events
+        try:
+            batch = BatchIn.model_validate_json(body)
+        except ValidationError as exc:
+            if _is_json_syntax(exc):
+                raise BadRequest("request body is not valid JSON", pydantic_problems(exc))
+            return self._parse_items(body, cap)
+        if len(batch.events) > cap:
+            raise PayloadTooLarge(f"a batch holds at most {cap} events", {"field": "events"})
+        return list(batch.events)
+
+    def _parse_items(self, body: bytes, cap: int) -> list[EventIn | TrailkeepError]:
+        envelope = loads(body)
+        if not isinstance(envelope, dict) or set(envelope) != {"events"}:
+            raise ValidationFailed(
+                "batch body must be an object with exactly one field, 'events'",
+                details=[{"loc": ["events"], "msg": "required", "type": "missing"}],
+            )
+        items = envelope["events"]
+        if not isinstance(items, list) or not items:
+            raise ValidationFailed(
+                "'events' must be a non-empty list",
+                details=[{"loc": ["events"], "msg": "must be a non-empty list", "type": "list"}],
+            )
+        if len(items) > cap:
+            raise PayloadTooLarge(f"a batch holds at most {cap} events", {"field": "events"})
+        parsed: list[EventIn | TrailkeepError] = []
+        for index, item in enumerate(items):
+            try:
+                parsed.append(EventIn.model_validate(item))
+            except ValidationError as exc:
+                problems = pydantic_problems(exc, ("events", index))
+                parsed.append(ValidationFailed("event failed validation", details=problems))
+        return parsed
+
+    async def ingest_batch(
+        self, items: list[EventIn | TrailkeepError], principal: Principal
+    ) -> list[ItemOutcome]:
+        received = now_us()
+        outcomes = [ItemOutcome(index) for index in range(len(items))]
+        drafts: list[EventDraft] = []
+        draft_owner: list[ItemOutcome] = []
+        for outcome, item in zip(outcomes, items, strict=True):
+            if isinstance(item, TrailkeepError):
+                outcome.error = item
+                continue
+            try:
+                drafts.append(await self._prepare(item, principal, received))
+                draft_owner.append(outcome)
+            except TrailkeepError as exc:
+                outcome.error = exc
+        if drafts:
+            results = await self._store.append_events(drafts)
+            for owner, result in zip(draft_owner, results, strict=True):
+                owner.result = result
+        return outcomes
+
+    # -- reading -------------------------------------------------------------------
+    async def get(self, principal: Principal, tenant: str | None, event_id: str) -> bytes:
+        tenant_id = principal.scope(Permission.READ, tenant)
+        body = await self._store.get_event(tenant_id, event_id)
+        if body is None:
+            # The same answer whether the id is unknown or belongs to another tenant.
+            raise NotFound(f"event '{event_id}' not found")
+        return body
+
+    async def list(self, flt: EventFilter, cursor: str | None, limit: int) -> Page:
+        after = self._cursors.decode(flt, cursor) if cursor else None
+        rows = await self._store.list_events(flt, after, limit)
+        next_cursor = None
+        if len(rows) == limit:
+            last = rows[-1]
+            next_cursor = self._cursors.encode(flt, PageKey(last.occurred_at, last.seq))
+        return Page(rows, next_cursor)

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every endpoint: errors, request ids, bodies, credentials."""

@@ -1,0 +1,29 @@
+"""Reading request bodies with a size cap, so a 10 MB body is refused without buffering it."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from trailkeep.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid Content-Length header")
+        if int(declared) > cap:
+            raise PayloadTooLarge(f"request body is larger than {cap} bytes")
+    content_type = request.headers.get("content-type", "application/json")
+    if "json" not in content_type:
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {content_type!r}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLarge(f"request body is larger than {cap} bytes")
+        chunks.append(chunk)
+    if size == 0:
+        raise BadRequest("request body is empty; expected a JSON object")
+    return b"".join(chunks)

@@ -1,0 +1,28 @@
+"""FastAPI dependencies: the calling principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from trailkeep.auth.principal import Principal
+from trailkeep.services import Services, services
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    return request.headers.get("x-api-key")
+
+
+async def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
+    return await svc.auth.authenticate(_token(request))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+ServicesDep = Annotated[Services, Depends(services)]

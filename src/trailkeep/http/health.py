@@ -1,0 +1,31 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from trailkeep import __version__
+from trailkeep.errors import StoreUnavailable, Unavailable
+from trailkeep.http.deps import ServicesDep
+from trailkeep.http.responses import json_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, Any]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz", summary="Readiness: the database answers and the writer runs")
+async def readyz(svc: ServicesDep) -> Response:
+    if not svc.store.is_ready():
+        raise Unavailable("the database writer is not running")
+    try:
+        await svc.store.ping()
+    except StoreUnavailable as exc:
+        raise Unavailable(f"database not reachable: {exc.message}") from None
+    return json_response({"status": "ready"})

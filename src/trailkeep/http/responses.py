@@ -1,0 +1,34 @@
+"""Fast JSON responses (orjson) and the one error body shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from trailkeep.kit.jsonutil import dumps
+from trailkeep.logs import request_id_var
+
+
+class JSONBytes(Response):
+    """A response whose body is already-serialized JSON."""
+
+    media_type = "application/json"
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONBytes(dumps(value), status_code=status, headers=headers)
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details,
+            "request_id": request_id_var.get(),
+        }
+    }
+    return json_response(body, status, headers)

@@ -1,0 +1,1 @@
+"""Pure helpers. This package imports nothing else of Trailkeep."""

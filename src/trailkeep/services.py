@@ -1,0 +1,27 @@
+"""The service objects of one running app, built once by create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from trailkeep.auth.service import AuthService
+from trailkeep.config import Settings
+from trailkeep.events.service import EventService
+from trailkeep.store.base import Store
+from trailkeep.tenants.service import TenantService
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    auth: AuthService
+    tenants: TenantService
+    events: EventService
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,56 @@
+"""The Store protocol: what every backend (SQLite today, PostgreSQL next) provides."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from trailkeep.store.models import (
+    ApiKeyRecord,
+    AppendResult,
+    EventDraft,
+    EventFilter,
+    EventRow,
+    PageKey,
+    TenantRecord,
+)
+
+
+class Store(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def is_ready(self) -> bool: ...
+
+    async def ping(self) -> None: ...
+
+    # events
+    async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]: ...
+
+    async def get_event(self, tenant_id: str, event_id: str) -> bytes | None: ...
+
+    async def list_events(
+        self, flt: EventFilter, after: PageKey | None, limit: int
+    ) -> list[EventRow]: ...
+
+    # tenants
+    async def create_tenant(self, record: TenantRecord) -> bool: ...
+
+    async def get_tenant(self, tenant_id: str) -> TenantRecord | None: ...
+
+    async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]: ...
+
+    async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool: ...
+
+    async def delete_tenant(self, tenant_id: str) -> bool: ...
+
+    # API keys
+    async def create_key(self, record: ApiKeyRecord) -> None: ...
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]: ...
+
+    async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool: ...
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None: ...

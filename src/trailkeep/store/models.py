@@ -1,0 +1,92 @@
+"""Plain records passed between the domain services and a store backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AppendStatus = Literal["created", "duplicate", "conflict"]
+
+
+@dataclass(slots=True)
+class EventDraft:
+    """An event validated by the domain, waiting for its seq.
+
+    ``doc`` is the stored JSON object without ``seq``; the writer adds the seq it assigns
+    and serializes the object with sorted keys into the stored ``body``.
+    """
+
+    tenant_id: str
+    id: str
+    id_supplied: bool
+    occurred_at: int
+    received_at: int
+    action: str
+    actor_id: str | None
+    actor_type: str
+    severity: int
+    outcome: str
+    request_hash: bytes
+    doc: dict[str, Any]
+    targets: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class AppendResult:
+    status: AppendStatus
+    seq: int
+    body: bytes
+    id: str
+
+
+@dataclass(slots=True, frozen=True)
+class EventFilter:
+    """Filters of GET /v1/events; every field is optional but ``tenant_id``."""
+
+    tenant_id: str
+    occurred_from: int | None = None  # inclusive, microseconds
+    occurred_to: int | None = None  # exclusive, microseconds
+    actor_id: str | None = None
+    action: str | None = None
+    action_prefix: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    min_severity: int | None = None
+    outcome: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class PageKey:
+    """Keyset position: the last row of the previous page (newest-first order)."""
+
+    occurred_at: int
+    seq: int
+
+
+@dataclass(slots=True, frozen=True)
+class EventRow:
+    occurred_at: int
+    seq: int
+    body: bytes
+
+
+@dataclass(slots=True)
+class TenantRecord:
+    id: str
+    display_name: str
+    retention_days: int | None
+    legal_hold: bool
+    created_at: int
+    updated_at: int
+
+
+@dataclass(slots=True)
+class ApiKeyRecord:
+    id: str
+    tenant_id: str | None
+    role: str
+    name: str
+    secret_hash: bytes
+    created_at: int
+    revoked_at: int | None
+    last_used_at: int | None

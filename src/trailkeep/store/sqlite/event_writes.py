@@ -1,0 +1,105 @@
+"""The body of one group-commit transaction: idempotency checks, seqs, inserts.
+
+Runs only on the writer thread, inside a transaction the writer opened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+
+from trailkeep.kit.jsonutil import dumps_sorted
+from trailkeep.store.models import AppendResult, EventDraft
+
+_INSERT_EVENT = (
+    "INSERT INTO events (tenant_id, seq, id, occurred_at, received_at, action, actor_id,"
+    " actor_type, severity, outcome, request_hash, body)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_TARGET = (
+    "INSERT OR IGNORE INTO event_targets (tenant_id, seq, target_type, target_id, occurred_at)"
+    " VALUES (?,?,?,?,?)"
+)
+_LOOKUP_CHUNK = 400
+
+Prior = tuple[int, bytes, bytes]  # seq, request_hash, body
+
+
+class SeqCache:
+    """Next seq per tenant. Owned by the single writer, so no one else assigns seqs."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def take(self, conn: sqlite3.Connection, tenant_id: str) -> int:
+        nxt = self._next.get(tenant_id)
+        if nxt is None:
+            row = conn.execute(
+                "SELECT MAX(seq) FROM events WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            nxt = 0 if row[0] is None else row[0] + 1
+        self._next[tenant_id] = nxt + 1
+        return nxt
+
+    def clear(self) -> None:
+        self._next.clear()
+
+
+def _existing(conn: sqlite3.Connection, drafts: list[EventDraft]) -> dict[tuple[str, str], Prior]:
+    """Stored events whose (tenant_id, id) collides with a client-supplied id."""
+    wanted: dict[str, list[str]] = defaultdict(list)
+    for d in drafts:
+        if d.id_supplied:
+            wanted[d.tenant_id].append(d.id)
+    found: dict[tuple[str, str], Prior] = {}
+    for tenant_id, ids in wanted.items():
+        unique_ids = list(dict.fromkeys(ids))
+        for start in range(0, len(unique_ids), _LOOKUP_CHUNK):
+            chunk = unique_ids[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT id, seq, request_hash, body FROM events"
+                f" WHERE tenant_id = ? AND id IN ({marks})",
+                (tenant_id, *chunk),
+            )
+            for event_id, seq, request_hash, body in rows:
+                found[(tenant_id, event_id)] = (seq, request_hash, body)
+    return found
+
+
+def write_events(
+    conn: sqlite3.Connection, seqs: SeqCache, drafts: list[EventDraft]
+) -> list[AppendResult]:
+    prior = _existing(conn, drafts)
+    results: list[AppendResult] = []
+    event_rows = []
+    target_rows = []
+    for d in drafts:
+        key = (d.tenant_id, d.id)
+        hit = prior.get(key) if d.id_supplied else None
+        if hit is not None:
+            seq, request_hash, body = hit
+            status = "duplicate" if request_hash == d.request_hash else "conflict"
+            results.append(AppendResult(status, seq, body, d.id))
+            continue
+        seq = seqs.take(conn, d.tenant_id)
+        doc = d.doc
+        doc["seq"] = seq
+        body = dumps_sorted(doc)
+        event_rows.append(
+            (
+                d.tenant_id, seq, d.id, d.occurred_at, d.received_at, d.action, d.actor_id,
+                d.actor_type, d.severity, d.outcome, d.request_hash, body,
+            )
+        )
+        for target_type, target_id in d.targets:
+            target_rows.append((d.tenant_id, seq, target_type, target_id, d.occurred_at))
+        if d.id_supplied:
+            # A second copy of the same id later in this group is a retry of this one.
+            prior[key] = (seq, d.request_hash, body)
+        results.append(AppendResult("created", seq, body, d.id))
+    if event_rows:
+        conn.executemany(_INSERT_EVENT, event_rows)
+    if target_rows:
+        conn.executemany(_INSERT_TARGET, target_rows)
+    return results

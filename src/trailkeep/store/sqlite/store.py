@@ -1,0 +1,149 @@
+"""SqliteStore: the Store protocol over one SQLite file.
+
+Writes go through the group-commit writer thread; reads run in worker threads, each
+with its own read-only connection (WAL lets readers run beside the writer).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from anyio import to_thread
+
+from trailkeep.errors import StoreUnavailable
+from trailkeep.store.models import (
+    ApiKeyRecord,
+    AppendResult,
+    EventDraft,
+    EventFilter,
+    EventRow,
+    PageKey,
+    TenantRecord,
+)
+from trailkeep.store.sqlite import admin_sql, event_reads
+from trailkeep.store.sqlite.connection import ensure_schema, open_connection
+from trailkeep.store.sqlite.writer import GroupCommitWriter, WriterUnavailable
+
+T = TypeVar("T")
+
+
+class SqliteStore:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        cache_mb: int = 64,
+        commit_max_events: int = 5000,
+        commit_max_wait_ms: float = 0.0,
+        queue_max: int = 50_000,
+    ) -> None:
+        self.path = path
+        self._cache_mb = cache_mb
+        self._writer = GroupCommitWriter(
+            path,
+            synchronous=synchronous,
+            cache_mb=cache_mb,
+            max_events=commit_max_events,
+            max_wait_ms=commit_max_wait_ms,
+            queue_max=queue_max,
+        )
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        await to_thread.run_sync(ensure_schema, self.path)
+        self._writer.start()
+
+    async def close(self) -> None:
+        await to_thread.run_sync(self._writer.stop)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def is_ready(self) -> bool:
+        return self._writer.alive
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- plumbing ------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = open_connection(self.path, cache_mb=self._cache_mb, readonly=True)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            return fn(self._reader())
+
+        try:
+            return await to_thread.run_sync(run)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database read failed: {exc}") from exc
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._writer.call(fn)
+        except WriterUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database write failed: {exc}") from exc
+
+    # -- events --------------------------------------------------------------------
+    async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
+        try:
+            return await self._writer.append(drafts)
+        except WriterUnavailable as exc:
+            raise StoreUnavailable(str(exc), retry_after=1) from exc
+
+    async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
+        return await self._read(lambda c: event_reads.get_event(c, tenant_id, event_id))
+
+    async def list_events(
+        self, flt: EventFilter, after: PageKey | None, limit: int
+    ) -> list[EventRow]:
+        return await self._read(lambda c: event_reads.list_events(c, flt, after, limit))
+
+    # -- tenants -------------------------------------------------------------------
+    async def create_tenant(self, record: TenantRecord) -> bool:
+        return await self._write(lambda c: admin_sql.insert_tenant(c, record))
+
+    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        return await self._read(lambda c: admin_sql.select_tenant(c, tenant_id))
+
+    async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]:
+        return await self._read(lambda c: admin_sql.select_tenants(c, after, limit))
+
+    async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool:
+        return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
+
+    async def delete_tenant(self, tenant_id: str) -> bool:
+        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id))
+
+    # -- API keys ------------------------------------------------------------------
+    async def create_key(self, record: ApiKeyRecord) -> None:
+        await self._write(lambda c: admin_sql.insert_key(c, record))
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        return await self._read(lambda c: admin_sql.select_key(c, key_id))
+
+    async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]:
+        return await self._read(lambda c: admin_sql.select_keys(c, tenant_id))
+
+    async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool:
+        return await self._write(lambda c: admin_sql.revoke_key(c, key_id, tenant_id, at))
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None:
+        await self._write(lambda c: admin_sql.touch_keys(c, last_used))

@@ -1,0 +1,243 @@
+"""The single writer thread: every write to the SQLite database goes through it.
+
+Ingest requests are grouped (group commit): whatever arrived while the previous
+transaction was being fsynced is written in the next one, so the disk's fsync rate
+does not cap throughput. A reply is sent only after COMMIT returned, i.e. after the
+events are durable (WAL with synchronous=FULL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from trailkeep.store.models import AppendResult, EventDraft
+from trailkeep.store.sqlite.connection import open_connection
+from trailkeep.store.sqlite.event_writes import SeqCache, write_events
+
+log = structlog.get_logger("trailkeep.writer")
+T = TypeVar("T")
+
+
+class WriterUnavailable(RuntimeError):
+    """The writer cannot take the job (stopped, overloaded or its transaction failed)."""
+
+
+@dataclass(slots=True)
+class _AppendJob:
+    drafts: list[EventDraft]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[AppendResult]]
+
+
+@dataclass(slots=True)
+class _CallJob:
+    fn: Callable[[sqlite3.Connection], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+_STOP = object()
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in pairs:
+        if future.done():
+            continue  # the request was cancelled (client went away); its data is committed
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        cache_mb: int,
+        max_events: int,
+        max_wait_ms: float,
+        queue_max: int,
+    ) -> None:
+        self._path = path
+        self._synchronous = synchronous
+        self._cache_mb = cache_mb
+        self._max_events = max_events
+        self._max_wait = max_wait_ms / 1000.0
+        self._queue_max = queue_max
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued_events = 0
+        self._lock = threading.Lock()
+        self._seqs = SeqCache()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self.failed: BaseException | None = None
+        self.commits = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self._conn = open_connection(
+            self._path, synchronous=self._synchronous, cache_mb=self._cache_mb
+        )
+        self._thread = threading.Thread(target=self._run, name="trailkeep-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self.failed is None
+
+    # -- submitting ----------------------------------------------------------------
+    async def append(self, drafts: list[EventDraft]) -> list[AppendResult]:
+        if not self.alive:
+            raise WriterUnavailable("the database writer is not running")
+        with self._lock:
+            if self._queued_events + len(drafts) > self._queue_max:
+                raise WriterUnavailable("ingest queue is full")
+            self._queued_events += len(drafts)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[AppendResult]] = loop.create_future()
+        self._queue.put(_AppendJob(drafts, loop, future))
+        # Shielded: a client that disconnects must not cancel a write in flight.
+        return await asyncio.shield(future)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on the writer thread inside its own transaction."""
+        if not self.alive:
+            raise WriterUnavailable("the database writer is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_CallJob(fn, loop, future))
+        return await asyncio.shield(future)
+
+    # -- the thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            held: Any = None
+            while True:
+                job = held if held is not None else self._queue.get()
+                held = None
+                if job is _STOP:
+                    return
+                if isinstance(job, _CallJob):
+                    self._run_call(job)
+                    continue
+                group = [job]
+                count = len(job.drafts)
+                deadline = time.monotonic() + self._max_wait
+                while count < self._max_events:
+                    try:
+                        timeout = deadline - time.monotonic()
+                        nxt = (
+                            self._queue.get(timeout=timeout)
+                            if timeout > 0
+                            else self._queue.get_nowait()
+                        )
+                    except queue.Empty:
+                        break
+                    if not isinstance(nxt, _AppendJob):
+                        held = nxt
+                        break
+                    group.append(nxt)
+                    count += len(nxt.drafts)
+                self._commit_group(group)
+        except BaseException as exc:  # the thread must never die silently
+            self.failed = exc
+            log.error("writer thread failed", error=repr(exc))
+            self._drain_failed()
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # Seqs handed out in the failed transaction were not stored: forget them.
+            self._seqs.clear()
+            raise
+        self.commits += 1
+        return result
+
+    def _commit_group(self, group: list[_AppendJob]) -> None:
+        drafts = [d for job in group for d in job.drafts]
+        try:
+            results = self._transaction(lambda conn: write_events(conn, self._seqs, drafts))
+        except Exception as exc:
+            if len(group) > 1:
+                # Retry one by one so that one bad request cannot fail its neighbours.
+                for job in group:
+                    self._commit_group([job])
+                return
+            log.error("group commit failed", error=repr(exc), events=len(drafts))
+            self._finish(group, None, WriterUnavailable(f"write failed: {exc}"))
+            return
+        self._finish(group, results, None)
+
+    def _finish(
+        self, group: list[_AppendJob], results: list[AppendResult] | None, error: Exception | None
+    ) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = defaultdict(list)
+        offset = 0
+        for job in group:
+            n = len(job.drafts)
+            part = None if results is None else results[offset : offset + n]
+            offset += n
+            by_loop[job.loop].append((job.future, part, error))
+        with self._lock:
+            self._queued_events -= offset
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, pairs)
+            except RuntimeError:
+                pass  # that event loop is closed; nobody is waiting any more
+
+    def _run_call(self, job: _CallJob) -> None:
+        try:
+            result = self._transaction(job.fn)
+            # Admin writes (e.g. deleting a tenant) may change what seqs come next.
+            self._seqs.clear()
+            pair = (job.future, result, None)
+        except Exception as exc:
+            pair = (job.future, None, exc)
+        try:
+            job.loop.call_soon_threadsafe(_settle, [pair])
+        except RuntimeError:
+            pass
+
+    def _drain_failed(self) -> None:
+        error = WriterUnavailable("the database writer stopped")
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(job, (_AppendJob, _CallJob)):
+                try:
+                    job.loop.call_soon_threadsafe(_settle, [(job.future, None, error)])
+                except RuntimeError:
+                    pass

@@ -1,0 +1,1 @@
+"""Tenants: create, list, read, update and delete, with their settings."""

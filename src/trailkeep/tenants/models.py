@@ -1,0 +1,50 @@
+"""API shapes of tenants."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from trailkeep.kit.text import check_text
+
+TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, description="lowercase slug")]
+DisplayName = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(check_text)]
+RetentionDays = Annotated[int, Field(ge=1, le=36_500)]
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"id": "acme", "display_name": "Acme Corp"}]},
+    )
+    id: TenantId
+    display_name: DisplayName | None = None
+    retention_days: RetentionDays | None = None
+    legal_hold: bool = False
+
+
+class TenantUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"retention_days": 365, "legal_hold": True}]},
+    )
+    display_name: DisplayName | None = None
+    retention_days: RetentionDays | None = None
+    legal_hold: bool | None = None
+
+
+class TenantOut(BaseModel):
+    id: str
+    display_name: str
+    retention_days: int | None
+    legal_hold: bool
+    created_at: str
+    updated_at: str
+
+
+class TenantList(BaseModel):
+    data: list[TenantOut]
+    next_cursor: str | None

@@ -1,0 +1,82 @@
+"""Tenant operations; also answers "does this tenant exist?" quickly for ingest."""
+
+from __future__ import annotations
+
+import time
+
+from trailkeep.errors import Conflict, NotFound
+from trailkeep.kit.timeutil import format_us, now_us
+from trailkeep.store.base import Store
+from trailkeep.store.models import TenantRecord
+from trailkeep.tenants.models import TenantCreate, TenantOut, TenantUpdate
+
+_EXISTS_TTL = 2.0
+
+
+def to_out(record: TenantRecord) -> TenantOut:
+    return TenantOut(
+        id=record.id,
+        display_name=record.display_name,
+        retention_days=record.retention_days,
+        legal_hold=record.legal_hold,
+        created_at=format_us(record.created_at),
+        updated_at=format_us(record.updated_at),
+    )
+
+
+class TenantService:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._known: dict[str, float] = {}
+
+    async def create(self, body: TenantCreate) -> TenantRecord:
+        now = now_us()
+        record = TenantRecord(
+            id=body.id,
+            display_name=body.display_name or body.id,
+            retention_days=body.retention_days,
+            legal_hold=body.legal_hold,
+            created_at=now,
+            updated_at=now,
+        )
+        if not await self._store.create_tenant(record):
+            raise Conflict(f"tenant '{body.id}' already exists")
+        return record
+
+    async def get(self, tenant_id: str) -> TenantRecord:
+        record = await self._store.get_tenant(tenant_id)
+        if record is None:
+            raise NotFound(f"tenant '{tenant_id}' not found")
+        return record
+
+    async def list(self, after: str | None, limit: int) -> list[TenantRecord]:
+        return await self._store.list_tenants(after, limit)
+
+    async def update(self, tenant_id: str, body: TenantUpdate) -> TenantRecord:
+        changes = body.model_dump(exclude_unset=True)
+        if "display_name" in changes and changes["display_name"] is None:
+            del changes["display_name"]
+        if "legal_hold" in changes and changes["legal_hold"] is None:
+            del changes["legal_hold"]
+        changes["updated_at"] = now_us()
+        if not await self._store.update_tenant(tenant_id, changes):
+            raise NotFound(f"tenant '{tenant_id}' not found")
+        return await self.get(tenant_id)
+
+    async def delete(self, tenant_id: str) -> None:
+        record = await self.get(tenant_id)
+        if record.legal_hold:
+            raise Conflict(f"tenant '{tenant_id}' is under legal hold; lift it before deleting")
+        if not await self._store.delete_tenant(tenant_id):
+            raise NotFound(f"tenant '{tenant_id}' not found")
+        self._known.pop(tenant_id, None)
+
+    async def require_exists(self, tenant_id: str) -> None:
+        """404 unless the tenant exists (cached for a moment: this runs on every ingest)."""
+        seen = self._known.get(tenant_id)
+        now = time.monotonic()
+        if seen is not None and now - seen < _EXISTS_TTL:
+            return
+        if await self._store.get_tenant(tenant_id) is None:
+            raise NotFound(f"tenant '{tenant_id}' not found")
+        self._known[tenant_id] = now
