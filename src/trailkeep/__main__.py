@@ -1,0 +1,5 @@
+"""python -m trailkeep"""
+
+from trailkeep.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""Shared fixtures.
+
+``world`` is the heart of the integration tests: a running app (the real FastAPI app
+through its ASGI interface) with two tenants, ``acme`` and ``globex``, keys of every
+role for each, and some globex events already stored, so every test that reads or
+writes acme data can also assert that nothing of globex leaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from trailkeep.app import build_store, create_app
+from trailkeep.auth.principal import Role
+from trailkeep.auth.service import AuthService
+from trailkeep.config import Settings
+from trailkeep.tenants.models import TenantCreate
+from trailkeep.tenants.service import TenantService
+
+TENANTS = ("acme", "globex")
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "data_dir": data_dir,
+        "access_log": False,
+        "log_level": "WARNING",
+        "auth_cache_seconds": 0.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def _seed(settings: Settings) -> dict[str, dict[str, str]]:
+    store = build_store(settings)
+    await store.start()
+    try:
+        auth = AuthService(store, settings)
+        tenants = TenantService(store)
+        keys: dict[str, dict[str, str]] = {
+            "platform": {"admin": (await auth.create_key(None, Role.ADMIN, "t")).token}
+        }
+        for tenant in TENANTS:
+            await tenants.create(TenantCreate(id=tenant, display_name=tenant.title()))
+            keys[tenant] = {}
+            for role in (Role.TENANT_ADMIN, Role.WRITER, Role.READER):
+                keys[tenant][role.value] = (await auth.create_key(tenant, role, "t")).token
+        return keys
+    finally:
+        await store.close()
+
+
+def seed_keys(settings: Settings) -> dict[str, dict[str, str]]:
+    return asyncio.run(_seed(settings))
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+GLOBEX_SECRET = "globex-secret-marker"
+
+
+@dataclass
+class World:
+    client: TestClient
+    settings: Settings
+    keys: dict[str, dict[str, str]]
+    globex_ids: list[str] = field(default_factory=list)
+
+    def h(self, tenant: str, role: str) -> dict[str, str]:
+        return auth(self.keys[tenant][role])
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return auth(self.keys["platform"]["admin"])
+
+    def post(self, tenant: str, event: dict[str, Any]) -> Any:
+        return self.client.post("/v1/events", json=event, headers=self.h(tenant, "writer"))
+
+    def list(self, tenant: str, **params: Any) -> Any:
+        return self.client.get("/v1/events", params=params, headers=self.h(tenant, "reader"))
+
+    def all_events(self, tenant: str, **params: Any) -> list[dict[str, Any]]:
+        """Every event of a tenant, following cursors."""
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = dict(params, limit=1000)
+            if cursor:
+                query["cursor"] = cursor
+            r = self.list(tenant, **query)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            out += body["data"]
+            cursor = body["next_cursor"]
+            if not cursor:
+                return out
+
+    def assert_globex_untouched(self) -> None:
+        events = self.all_events("globex")
+        assert sorted(e["id"] for e in events) == sorted(self.globex_ids)
+        assert [e["seq"] for e in sorted(events, key=lambda e: e["seq"])] == list(
+            range(len(self.globex_ids))
+        )
+
+
+def event(action: str = "user.login", actor: str = "u1", **extra: Any) -> dict[str, Any]:
+    return {"action": action, "actor": {"id": actor}, **extra}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[World]:
+    keys = seed_keys(settings)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        w = World(client, settings, keys)
+        for i in range(5):
+            r = w.post(
+                "globex",
+                event("secret.read", f"g{i}", id=f"globex-{i}", message=GLOBEX_SECRET,
+                      targets=[{"type": "document", "id": "shared-doc"}]),
+            )
+            assert r.status_code == 201, r.text
+            w.globex_ids.append(f"globex-{i}")
+        yield w
+        w.assert_globex_untouched()

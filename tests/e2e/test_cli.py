@@ -1,0 +1,97 @@
+"""The trailkeep CLI as a user runs it: help, init, tenants, keys, JSON output, errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import Server, cli
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("serve",), ("init",), ("tenant", "create"), ("tenant", "list"), ("key", "create"),
+     ("key", "list"), ("key", "revoke")],
+)
+def test_every_command_has_help(args: tuple[str, ...]) -> None:
+    proc = cli(*args, "--help")
+    assert proc.returncode == 0
+    assert "Usage" in proc.stdout
+
+
+def test_init_is_idempotent_and_demo_keys_work(tmp_path: Path) -> None:
+    first = cli("init", "--data-dir", str(tmp_path), "--demo", "--json")
+    assert first["admin_key"].startswith("tk_")
+    assert set(first["demo"]) == {"platform_admin", "tenant_admin", "writer", "reader"}
+    again = cli("init", "--data-dir", str(tmp_path), "--demo", "--json")
+    assert again["admin_key"] is None  # shown once only
+    assert again["demo"] == first["demo"]  # the demo credentials are shown again
+    assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
+    human = cli("init", "--data-dir", str(tmp_path), "--demo")
+    assert "curl" in human.stdout and first["demo"]["writer"] in human.stdout
+
+
+def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
+    d = ("--data-dir", str(tmp_path))
+    cli("init", *d)
+    created = cli("tenant", "create", "acme", "--name", "Acme Inc", "--retention-days", "30",
+                  *d, "--json")
+    assert created["id"] == "acme" and created["retention_days"] == 30
+    dup = cli("tenant", "create", "acme", *d, check=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    bad = cli("tenant", "create", "Not A Slug!", *d, check=False)
+    assert bad.returncode == 1 and "invalid tenant" in bad.stderr
+    assert [t["id"] for t in cli("tenant", "list", *d, "--json")] == ["acme"]
+    assert "Acme Inc" in cli("tenant", "list", *d).stdout
+
+    key = cli("key", "create", "--role", "writer", "--tenant", "acme", *d, "--json")
+    assert key["token"].startswith(f"tk_{key['id']}_")
+    listed = cli("key", "list", "--tenant", "acme", *d, "--json")
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert "token" not in listed[0] and "secret_hash" not in listed[0]
+    assert cli("key", "revoke", key["id"], *d, "--json") == {"id": key["id"], "revoked": True}
+    assert cli("key", "list", "--tenant", "acme", *d, "--json")[0]["revoked_at"] is not None
+    again = cli("key", "revoke", key["id"], *d, check=False)
+    assert again.returncode == 1 and "no such active API key" in again.stderr
+
+    no_tenant = cli("key", "create", "--role", "writer", "--tenant", "ghost", *d, check=False)
+    assert no_tenant.returncode == 1 and "not found" in no_tenant.stderr
+    bad_role = cli("key", "create", "--role", "root", "--tenant", "acme", *d, check=False)
+    assert bad_role.returncode == 1 and "unknown role" in bad_role.stderr
+
+
+def test_keys_made_by_the_cli_work_against_a_running_server(
+    server: Server, seeded: dict[str, str]
+) -> None:
+    server.start()
+    r = httpx.post(f"{server.url}/v1/events", json={"action": "a.b", "actor": {"id": "u"}},
+                   headers={"Authorization": f"Bearer {seeded['a_writer']}"})
+    assert r.status_code == 201
+    key_id = seeded["a_writer"].split("_")[1]
+    cli("key", "revoke", key_id, "--data-dir", str(server.data_dir))
+    # The server caches key lookups for TRAILKEEP_AUTH_CACHE_SECONDS (2 s by default).
+    time.sleep(2.2)
+    r = httpx.post(f"{server.url}/v1/events", json={"action": "a.b", "actor": {"id": "u"}},
+                   headers={"Authorization": f"Bearer {seeded['a_writer']}"})
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+
+
+def test_production_refuses_default_secret(server: Server) -> None:
+    proc = cli("serve", "--data-dir", str(server.data_dir), "--port", str(server.port),
+               env={"TRAILKEEP_ENV": "production"}, check=False)
+    assert proc.returncode != 0
+    assert "TRAILKEEP_SECRET_KEY" in proc.stderr
+    ok = {"TRAILKEEP_ENV": "production", "TRAILKEEP_SECRET_KEY": "x" * 40}
+    server.start(extra_env=ok)
+    assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+
+
+def test_bad_database_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = cli("init", "--data-dir", str(blocker / "sub"), check=False)
+    assert proc.returncode == 1
+    assert "error" in proc.stderr and "Traceback" not in proc.stderr
