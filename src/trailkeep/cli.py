@@ -120,8 +120,9 @@ def init(
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     result = _with_store(settings, lambda store: initialize(store, settings, demo=demo))
     if json_out:
-        _print_json({"database": result.database, "admin_key": result.admin_key,
-                     "demo": result.demo})
+        _print_json(
+            {"database": result.database, "admin_key": result.admin_key, "demo": result.demo}
+        )
         return
     console.print(f"database: {result.database}")
     if result.admin_key:
@@ -140,7 +141,8 @@ def _print_tour(port: int, demo: dict[str, str]) -> None:
         " -H 'Content-Type: application/json'"
         """ -d '{"action":"user.login","actor":{"id":"u_1","name":"Ada"}}'"""
     )
-    typer.echo(f"  curl -s '{base}/v1/events?action=user.*' -H 'Authorization: Bearer {demo['reader']}'")
+    reader = demo["reader"]
+    typer.echo(f"  curl -s '{base}/v1/events?action=user.*' -H 'Authorization: Bearer {reader}'")
     typer.echo(f"  curl -s {base}/v1/tenants -H 'Authorization: Bearer {demo['platform_admin']}'")
     typer.echo(f"API docs: {base}/docs\n")
 
@@ -186,8 +188,13 @@ def tenant_list(
         return
     table = Table("id", "display name", "retention days", "legal hold", "created")
     for r in rows:
-        table.add_row(r["id"], r["display_name"], str(r["retention_days"] or "-"),
-                      "yes" if r["legal_hold"] else "no", r["created_at"])
+        table.add_row(
+            r["id"],
+            r["display_name"],
+            str(r["retention_days"] or "-"),
+            "yes" if r["legal_hold"] else "no",
+            r["created_at"],
+        )
     console.print(table)
 
 
@@ -243,8 +250,15 @@ def key_list(
         return
     table = Table("id", "tenant", "role", "name", "created", "last used", "revoked")
     for r in rows:
-        table.add_row(r["id"], r["tenant_id"] or "(platform)", r["role"], r["name"],
-                      r["created_at"], r["last_used_at"] or "-", r["revoked_at"] or "-")
+        table.add_row(
+            r["id"],
+            r["tenant_id"] or "(platform)",
+            r["role"],
+            r["name"],
+            r["created_at"],
+            r["last_used_at"] or "-",
+            r["revoked_at"] or "-",
+        )
     console.print(table)
 
 
@@ -266,8 +280,6 @@ def key_revoke(
 
 def main() -> None:
     app()
-
-
 
 
 if __name__ == "__main__":

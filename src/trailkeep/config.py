@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     bench_endpoints: bool = False
     limits: Limits = Field(default_factory=Limits)
 
-
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

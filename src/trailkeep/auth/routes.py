@@ -40,8 +40,13 @@ async def _scope(principal: Principal, tenant_id: str, svc: ServicesDep) -> None
     await svc.tenants.get(tenant_id)
 
 
-@router.post("", status_code=201, response_model=KeyCreated, responses=_ERRORS,
-             summary="Create an API key (the secret is shown once)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=KeyCreated,
+    responses=_ERRORS,
+    summary="Create an API key (the secret is shown once)",
+)
 async def create_key(
     tenant_id: str, body: KeyCreate, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Any:
@@ -65,5 +70,3 @@ async def revoke_key(
     await _scope(principal, tenant_id, svc)
     await svc.auth.revoke_key(key_id, tenant_id)
     return Response(status_code=204)
-
-

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, Any] = {
     "id": "evt-2026-0001",
     "tenant_id": "acme",
     "seq": 41,

@@ -10,8 +10,8 @@ from typing import Any
 
 from trailkeep.config import Limits
 from trailkeep.events.schema import EventIn
-from trailkeep.kit.text import check_text
 from trailkeep.kit.jsonutil import dumps
+from trailkeep.kit.text import check_text
 
 MAX_SAFE_INTEGER = 2**53 - 1  # integers beyond this do not survive JSON in most languages
 
@@ -52,18 +52,19 @@ class _JsonWalker:
                         _problem(self.loc + path, f"key longer than {self.max_key_len}")
                     )
                     return
-                self._text(key, path + [key])
-                self.walk(item, path + [key], depth + 1)
+                self._text(key, [*path, key])
+                self.walk(item, [*path, key], depth + 1)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                self.walk(item, path + [index], depth + 1)
+                self.walk(item, [*path, index], depth + 1)
         elif isinstance(value, str):
             self._text(value, path)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            if abs(value) > MAX_SAFE_INTEGER:
-                self.problems.append(
-                    _problem(self.loc + path, "integer outside ±(2**53-1)", "value_error")
-                )
+        elif (
+            isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
+        ):
+            self.problems.append(
+                _problem(self.loc + path, "integer outside ±(2**53-1)", "value_error")
+            )
 
     def _text(self, value: str, path: list[Any]) -> None:
         try:

@@ -65,15 +65,23 @@ def _item_json(outcome: ItemOutcome) -> dict[str, Any]:
         return {
             "index": outcome.index,
             "status": "rejected",
-            "error": {"code": err.code, "status": err.status, "message": err.message,
-                      "details": err.details},
+            "error": {
+                "code": err.code,
+                "status": err.status,
+                "message": err.message,
+                "details": err.details,
+            },
         }
     result = outcome.result
     assert result is not None
     item: dict[str, Any] = {"index": outcome.index, "status": result.status, "seq": result.seq}
     if result.status == "conflict":
-        item["error"] = {"code": "idempotency_conflict", "status": 409,
-                         "message": "id already used with a different body", "details": None}
+        item["error"] = {
+            "code": "idempotency_conflict",
+            "status": 409,
+            "message": "id already used with a different body",
+            "details": None,
+        }
     return item
 
 
@@ -230,4 +238,3 @@ async def list_events(
     body = b'{"data":[' + b",".join(r.body for r in page.rows) + b'],"next_cursor":'
     body += dumps(page.next_cursor) + b"}"
     return JSONBytes(body)
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 
-from trailkeep.kit.text import check_text
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -20,11 +19,12 @@ from pydantic import (
     model_validator,
 )
 
+from trailkeep.kit.text import check_text
+
 SEVERITIES = ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 SEVERITY_ALIASES = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR"}
 ACTOR_TYPES = ("user", "service", "system", "api_key", "anonymous")
-
 
 
 ID_PATTERN = r"^[A-Za-z0-9._:~@+=-]+$"

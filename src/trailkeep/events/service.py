@@ -44,8 +44,10 @@ def parse_event(body: bytes) -> EventIn:
         return EventIn.model_validate_json(body)
     except ValidationError as exc:
         if _is_json_syntax(exc):
-            raise BadRequest("request body is not valid JSON", details=pydantic_problems(exc))
-        raise ValidationFailed("event failed validation", details=pydantic_problems(exc))
+            raise BadRequest(
+                "request body is not valid JSON", details=pydantic_problems(exc)
+            ) from None
+        raise ValidationFailed("event failed validation", details=pydantic_problems(exc)) from None
 
 
 @dataclass(slots=True)
@@ -105,7 +107,7 @@ class EventService:
             batch = BatchIn.model_validate_json(body)
         except ValidationError as exc:
             if _is_json_syntax(exc):
-                raise BadRequest("request body is not valid JSON", pydantic_problems(exc))
+                raise BadRequest("request body is not valid JSON", pydantic_problems(exc)) from None
             return self._parse_items(body, cap)
         if len(batch.events) > cap:
             raise PayloadTooLarge(f"a batch holds at most {cap} events", {"field": "events"})

@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1/_bench", include_in_schema=False)
 
 
 @router.post("/validate", status_code=201)
-async def validate_only(request: Request, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
+async def validate_only(
+    request: Request, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
     principal.require(Permission.INGEST)
     body = await read_body(request, svc.settings.limits.max_event_bytes)
     event = parse_event(body)

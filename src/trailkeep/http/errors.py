@@ -45,7 +45,7 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+    return error_response(exc.status_code, code, str(exc.detail), None, dict(exc.headers or {}))
 
 
 async def _unexpected(_request: Request, exc: Exception) -> Response:

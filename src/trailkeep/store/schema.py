@@ -18,7 +18,6 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-
 )
 
 SCHEMA_VERSION = 1
@@ -95,4 +94,3 @@ event_targets = Table(
     Index("ix_targets_type", "tenant_id", "target_type", "occurred_at", "seq"),
     sqlite_with_rowid=False,
 )
-

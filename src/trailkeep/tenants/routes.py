@@ -20,8 +20,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201, response_model=TenantOut, responses=_ERRORS,
-             summary="Create a tenant")
+@router.post(
+    "", status_code=201, response_model=TenantOut, responses=_ERRORS, summary="Create a tenant"
+)
 async def create_tenant(body: TenantCreate, principal: CurrentPrincipal, svc: ServicesDep) -> Any:
     principal.require(Permission.MANAGE_TENANTS)
     return to_out(await svc.tenants.create(body))
@@ -53,8 +54,12 @@ async def get_tenant(tenant_id: str, principal: CurrentPrincipal, svc: ServicesD
     return to_out(await svc.tenants.get(tenant_id))
 
 
-@router.patch("/{tenant_id}", response_model=TenantOut, responses=_ERRORS,
-              summary="Update a tenant's settings")
+@router.patch(
+    "/{tenant_id}",
+    response_model=TenantOut,
+    responses=_ERRORS,
+    summary="Update a tenant's settings",
+)
 async def update_tenant(
     tenant_id: str, body: TenantUpdate, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Any:
@@ -62,12 +67,14 @@ async def update_tenant(
     return to_out(await svc.tenants.update(tenant_id, body))
 
 
-@router.delete("/{tenant_id}", status_code=204, responses=_ERRORS,
-               summary="Delete a tenant, its keys and its events (refused under legal hold)")
+@router.delete(
+    "/{tenant_id}",
+    status_code=204,
+    responses=_ERRORS,
+    summary="Delete a tenant, its keys and its events (refused under legal hold)",
+)
 async def delete_tenant(tenant_id: str, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
     principal.require(Permission.MANAGE_TENANTS)
     await svc.tenants.delete(tenant_id)
     svc.auth.forget_tenant_keys()
     return Response(status_code=204)
-
-

@@ -8,9 +8,7 @@ from typing import Any
 from trailkeep.store.models import ApiKeyRecord, TenantRecord
 
 _TENANT_COLUMNS = "id, display_name, retention_days, legal_hold, created_at, updated_at"
-_KEY_COLUMNS = (
-    "id, tenant_id, role, name, secret_hash, created_at, revoked_at, last_used_at"
-)
+_KEY_COLUMNS = "id, tenant_id, role, name, secret_hash, created_at, revoked_at, last_used_at"
 _TENANT_UPDATABLE = {"display_name", "retention_days", "legal_hold", "updated_at"}
 
 
@@ -71,8 +69,16 @@ def delete_tenant(conn: sqlite3.Connection, tenant_id: str) -> bool:
 def insert_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
     conn.execute(
         f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-        (k.id, k.tenant_id, k.role, k.name, k.secret_hash, k.created_at, k.revoked_at,
-         k.last_used_at),
+        (
+            k.id,
+            k.tenant_id,
+            k.role,
+            k.name,
+            k.secret_hash,
+            k.created_at,
+            k.revoked_at,
+            k.last_used_at,
+        ),
     )
 
 

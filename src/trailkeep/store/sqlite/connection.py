@@ -19,9 +19,7 @@ def open_connection(
 ) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a group commit is one
     # explicit transaction and nothing is committed behind our back.
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=10.0
-    )
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute(f"PRAGMA cache_size = {-cache_mb * 1024}")
     conn.execute("PRAGMA temp_store = MEMORY")

@@ -9,7 +9,7 @@ import sqlite3
 from collections import defaultdict
 
 from trailkeep.kit.jsonutil import dumps_sorted
-from trailkeep.store.models import AppendResult, EventDraft
+from trailkeep.store.models import AppendResult, AppendStatus, EventDraft
 
 _INSERT_EVENT = (
     "INSERT INTO events (tenant_id, seq, id, occurred_at, received_at, action, actor_id,"
@@ -79,7 +79,7 @@ def write_events(
         hit = prior.get(key) if d.id_supplied else None
         if hit is not None:
             seq, request_hash, body = hit
-            status = "duplicate" if request_hash == d.request_hash else "conflict"
+            status: AppendStatus = "duplicate" if request_hash == d.request_hash else "conflict"
             results.append(AppendResult(status, seq, body, d.id))
             continue
         seq = seqs.take(conn, d.tenant_id)
@@ -88,8 +88,18 @@ def write_events(
         body = dumps_sorted(doc)
         event_rows.append(
             (
-                d.tenant_id, seq, d.id, d.occurred_at, d.received_at, d.action, d.actor_id,
-                d.actor_type, d.severity, d.outcome, d.request_hash, body,
+                d.tenant_id,
+                seq,
+                d.id,
+                d.occurred_at,
+                d.received_at,
+                d.action,
+                d.actor_id,
+                d.actor_type,
+                d.severity,
+                d.outcome,
+                d.request_hash,
+                body,
             )
         )
         for target_type, target_id in d.targets:

@@ -9,6 +9,7 @@ events are durable (WAL with synchronous=FULL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -50,7 +51,10 @@ class _CallJob:
 _STOP = object()
 
 
-def _settle(pairs: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _settle(pairs: list[_Outcome]) -> None:
     for future, result, error in pairs:
         if future.done():
             continue  # the request was cancelled (client went away); its data is committed
@@ -201,7 +205,7 @@ class GroupCommitWriter:
     def _finish(
         self, group: list[_AppendJob], results: list[AppendResult] | None, error: Exception | None
     ) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = defaultdict(list)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = defaultdict(list)
         offset = 0
         for job in group:
             n = len(job.drafts)
@@ -211,33 +215,30 @@ class GroupCommitWriter:
         with self._lock:
             self._queued_events -= offset
         for loop, pairs in by_loop.items():
-            try:
+            # RuntimeError: that event loop is closed; nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, pairs)
-            except RuntimeError:
-                pass  # that event loop is closed; nobody is waiting any more
 
     def _run_call(self, job: _CallJob) -> None:
+        pair: list[_Outcome]
         try:
             result = self._transaction(job.fn)
             # Admin writes (e.g. deleting a tenant) may change what seqs come next.
             self._seqs.clear()
-            pair = (job.future, result, None)
+            pair = [(job.future, result, None)]
         except Exception as exc:
-            pair = (job.future, None, exc)
-        try:
-            job.loop.call_soon_threadsafe(_settle, [pair])
-        except RuntimeError:
-            pass
+            pair = [(job.future, None, exc)]
+        with contextlib.suppress(RuntimeError):
+            job.loop.call_soon_threadsafe(_settle, pair)
 
     def _drain_failed(self) -> None:
-        error = WriterUnavailable("the database writer stopped")
+        error: BaseException = WriterUnavailable("the database writer stopped")
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return
             if isinstance(job, (_AppendJob, _CallJob)):
-                try:
-                    job.loop.call_soon_threadsafe(_settle, [(job.future, None, error)])
-                except RuntimeError:
-                    pass
+                outcome: list[_Outcome] = [(job.future, None, error)]
+                with contextlib.suppress(RuntimeError):
+                    job.loop.call_soon_threadsafe(_settle, outcome)
