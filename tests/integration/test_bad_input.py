@@ -3,6 +3,7 @@ and never a change to what is stored."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,25 @@ from tests.conftest import World, event
 
 JSON = {"content-type": "application/json"}
 TEN_MB = 10 * 1024 * 1024
-SQLISH = ("'; DROP TABLE events; --", "1 OR 1=1", "x\" OR \"\"=\"", "a'); DELETE FROM events; --")
+MALFORMED = (
+    b'{"action": "a.b", "actor": {"id": "u"}',
+    b"{'action': 'a.b'}",
+    b'{"action": "a.b",}',
+    b"not json at all",
+    b'{"action": "a.b", "actor": {"id": "u"}} trailing',
+)
+SURROGATES = (
+    b'"message": "\\ud800"',
+    b'"message": "x\\udfffy"',
+    b'"metadata": {"\\ud800": 1}',
+    b'"metadata": {"k": ["\\udc00"]}',
+)
+SQLISH = ("'; DROP TABLE events; --", "1 OR 1=1", 'x" OR ""="', "a'); DELETE FROM events; --")
+
+
+def ev(**fields: Any) -> dict[str, Any]:
+    """A valid event, with ``fields`` replacing or adding whole fields (actor included)."""
+    return {"action": "a.b", "actor": {"id": "u"}, **fields}
 
 
 def assert_error(r: Any, status: int, loc: list[Any] | None = None) -> dict[str, Any]:
@@ -46,26 +65,17 @@ def assert_nothing_stored(world: World) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/batch"])
-@pytest.mark.parametrize(
-    "body",
-    [
-        b'{"action": "a.b", "actor": {"id": "u"}',
-        b"{'action': 'a.b'}",
-        b'{"action": "a.b",}',
-        b"not json at all",
-        b'{"action": "a.b", "actor": {"id": "u"}} trailing',
-    ],
-)
-def test_malformed_json_is_400(world: World, path: str, body: bytes) -> None:
-    err = assert_error(post_raw(world, body, path), 400)
-    assert err["code"] == "bad_request"
+def test_malformed_json_is_400(world: World, path: str) -> None:
+    for body in MALFORMED:
+        err = assert_error(post_raw(world, body, path), 400)
+        assert err["code"] == "bad_request"
     assert_nothing_stored(world)
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/batch"])
-@pytest.mark.parametrize("body", [b"[1, 2]", b"null", b'"event"', b"42", b"true", b"[]"])
-def test_json_that_is_not_an_object_is_422(world: World, path: str, body: bytes) -> None:
-    assert_error(post_raw(world, body, path), 422)
+def test_json_that_is_not_an_object_is_422(world: World, path: str) -> None:
+    for body in (b"[1, 2]", b"null", b'"event"', b"42", b"true", b"[]"):
+        assert_error(post_raw(world, body, path), 422)
     assert_nothing_stored(world)
 
 
@@ -76,60 +86,54 @@ def test_empty_body_is_400(world: World, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/batch"])
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "text/xml"])
-def test_wrong_content_type_is_415(world: World, path: str, ctype: str) -> None:
+def test_wrong_content_type_is_415(world: World, path: str) -> None:
     body = b'{"action": "a.b", "actor": {"id": "u"}}'
     if path.endswith("batch"):
         body = b'{"events": [' + body + b"]}"
-    err = assert_error(post_raw(world, body, path, **{"content-type": ctype}), 415)
-    assert err["code"] == "unsupported_media_type"
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "text/xml"):
+        err = assert_error(post_raw(world, body, path, **{"content-type": ctype}), 415)
+        assert err["code"] == "unsupported_media_type"
     assert_nothing_stored(world)
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/batch"])
-@pytest.mark.parametrize("length", ["abc", "-1", "1.5", "0x10", " "])
-def test_invalid_content_length_is_400(world: World, path: str, length: str) -> None:
-    r = post_raw(world, b'{"action": "a.b", "actor": {"id": "u"}}', path,
-                 **{"content-length": length})
-    assert_error(r, 400)
+def test_invalid_content_length_is_400(world: World, path: str) -> None:
+    body = b'{"action": "a.b", "actor": {"id": "u"}}'
+    for length in ("abc", "-1", "1.5", "0x10", "1e3", " "):
+        assert_error(post_raw(world, body, path, **{"content-length": length}), 400)
     assert_nothing_stored(world)
+
+
+_SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http"}
 
 
 async def _asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
     """One request straight through the app's ASGI interface, with raw header bytes."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
-    done = False
+    scope = {**_SCOPE, "method": "POST", "path": path, "raw_path": path.encode()}
+    scope.update(query_string=b"", root_path="", headers=headers, server=("testserver", 80))
+    inbox = [{"type": "http.request", "body": body, "more_body": False}]
+    statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:
-        nonlocal done
-        if done:
-            return {"type": "http.disconnect"}
-        done = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    statuses: list[int] = []
+        return inbox.pop() if inbox else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    try:
+    with contextlib.suppress(Exception):  # the error middleware re-raises after its 500
         await app(scope, receive, send)
-    except Exception:  # the server error middleware re-raises after answering 500
-        pass
     return statuses[0]
 
 
 @pytest.mark.parametrize("length", [b"\xb2", b"1\xb2"])  # '²': str.isdigit() says yes
 def test_non_ascii_digit_content_length_is_400(world: World, length: bytes) -> None:
     token = world.h("acme", "writer")["Authorization"].encode()
-    headers = [(b"authorization", token), (b"content-type", b"application/json"),
-               (b"content-length", length)]
+    headers = [
+        (b"authorization", token),
+        (b"content-type", b"application/json"),
+        (b"content-length", length),
+    ]
     status = world.client.portal.call(
         _asgi_post, world.client.app, "/v1/events", headers, b'{"action":"a.b","actor":{"id":"u"}}'
     )
@@ -171,19 +175,11 @@ def test_invalid_utf8_is_400(world: World, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/batch"])
-@pytest.mark.parametrize(
-    "fragment",
-    [
-        b'"message": "\\ud800"',
-        b'"message": "x\\udfffy"',
-        b'"metadata": {"\\ud800": 1}',
-        b'"metadata": {"k": ["\\udc00"]}',
-    ],
-)
-def test_lone_surrogates_are_400(world: World, path: str, fragment: bytes) -> None:
-    one = b'{"action": "a.b", "actor": {"id": "u"}, ' + fragment + b"}"
-    body = one if path == "/v1/events" else b'{"events": [' + one + b"]}"
-    assert_error(post_raw(world, body, path), 400)
+def test_lone_surrogates_are_400(world: World, path: str) -> None:
+    for fragment in SURROGATES:
+        one = b'{"action": "a.b", "actor": {"id": "u"}, ' + fragment + b"}"
+        body = one if path == "/v1/events" else b'{"events": [' + one + b"]}"
+        assert_error(post_raw(world, body, path), 400)
     assert_nothing_stored(world)
 
 
@@ -205,15 +201,15 @@ def test_lone_surrogates_are_400(world: World, path: str, fragment: bytes) -> No
         (event(occurred_at=True), ["occurred_at"]),
         (event(bogus=1), ["bogus"]),
         (event(Action="a.b"), ["Action"]),
-        (event(actor={"id": "u", "role": "root"}), ["actor", "role"]),
+        (ev(actor={"id": "u", "role": "root"}), ["actor", "role"]),
         (event(context={"ip_address": "1.2.3.4", "port": 80}), ["context", "port"]),
         (event(targets=[{"type": "doc", "id": "d", "owner": "x"}]), ["targets", 0, "owner"]),
         (event(changes={"before": {}, "diff": {}}), ["changes", "diff"]),
         ({"actor": {"id": "u"}}, ["action"]),
         ({"action": "a.b"}, ["actor"]),
-        (event(actor={"type": "user"}), ["actor"]),
-        (event(actor={}), ["actor"]),
-        (event(actor={"id": "u", "type": "robot"}), ["actor", "type"]),
+        (ev(actor={"type": "user"}), ["actor"]),
+        (ev(actor={}), ["actor"]),
+        (ev(actor={"id": "u", "type": "robot"}), ["actor", "type"]),
         (event(severity="URGENT"), ["severity"]),
         (event(severity=3), ["severity"]),
         (event(outcome="maybe"), ["outcome"]),
@@ -228,7 +224,7 @@ def test_lone_surrogates_are_400(world: World, path: str, fragment: bytes) -> No
 def test_schema_violations_are_422_naming_the_field(
     world: World, body: dict[str, Any], loc: list[Any]
 ) -> None:
-    err = assert_error(world.post("acme", body), 422, loc or None)
+    err = assert_error(world.post("acme", body), 422, loc)
     assert err["code"] == "validation_error"
     assert_nothing_stored(world)
 
@@ -275,7 +271,11 @@ def _nested(depth: int) -> dict[str, Any]:
 def test_deep_metadata_is_422(world: World, depth: int) -> None:
     err = assert_error(world.post("acme", event(metadata=_nested(depth))), 422)
     assert err["details"][0]["loc"][0] == "metadata"
-    assert_error(world.post("acme", event(changes={"after": _nested(depth)})), 422, None)
+    assert_error(world.post("acme", event(changes={"after": _nested(depth)})), 422)
+    listed: Any = 1
+    for _ in range(depth):
+        listed = [listed]
+    assert_error(world.post("acme", event(metadata={"l": listed})), 422)
     assert_nothing_stored(world)
 
 
@@ -286,14 +286,6 @@ def test_absurdly_deep_metadata_is_4xx_not_500(world: World, path: str, depth: i
     one = b'{"action": "a.b", "actor": {"id": "u"}, "metadata": ' + meta + b"}"
     body = one if path == "/v1/events" else b'{"events": [' + one + b"]}"
     assert_error(post_raw(world, body, path), 400)
-    assert_nothing_stored(world)
-
-
-def test_list_nesting_counts_as_depth(world: World) -> None:
-    value: Any = 1
-    for _ in range(20):
-        value = [value]
-    assert_error(world.post("acme", event(metadata={"l": value})), 422)
     assert_nothing_stored(world)
 
 
@@ -328,18 +320,39 @@ def test_largest_safe_integer_is_kept_exactly(world: World) -> None:
     assert world.all_events("acme")[0]["metadata"] == {"max": 2**53 - 1, "min": -(2**53 - 1)}
 
 
-@pytest.mark.parametrize("path", ["/v1/events", "/v1/events/batch"])
-@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
-def test_non_finite_numbers_are_rejected(world: World, path: str, number: bytes) -> None:
-    """NaN/Infinity are not JSON, and 1e400 overflows; neither may be stored as null."""
-    one = b'{"action": "a.b", "actor": {"id": "u"}, "metadata": {"x": ' + number + b"}}"
-    for body in (one, b'{"events": [' + one + b"]}"):
-        r = post_raw(world, body, path)
-        if r.status_code == 200:  # batch answered per item
-            assert r.json()["created"] == 0, r.text
-        else:
-            assert r.status_code in (400, 422), r.text
-            assert_error(r, r.status_code)
+NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e400"]
+
+
+def _with_number(number: bytes) -> bytes:
+    return b'{"action": "a.b", "actor": {"id": "u"}, "metadata": {"x": ' + number + b"}}"
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+def test_non_finite_numbers_in_an_event_are_rejected(world: World, number: bytes) -> None:
+    """NaN/Infinity are not JSON and 1e400 overflows: refuse them, never store them as null."""
+    r = post_raw(world, _with_number(number))
+    assert r.status_code in (400, 422), r.text
+    assert_error(r, r.status_code, ["metadata", "x"] if r.status_code == 422 else None)
+    assert_nothing_stored(world)
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+def test_non_finite_numbers_in_a_batch_item_are_rejected(world: World, number: bytes) -> None:
+    r = post_raw(world, b'{"events": [' + _with_number(number) + b"]}", "/v1/events/batch")
+    if r.status_code == 200:  # rejected item by item
+        assert r.json()["created"] == 0, r.text
+    else:
+        assert r.status_code in (400, 422), r.text
+        assert_error(r, r.status_code)
+    assert_nothing_stored(world)
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+def test_non_finite_numbers_in_a_malformed_batch_are_4xx(world: World, number: bytes) -> None:
+    """Not a batch envelope, and a number the fallback parser cannot read: still no 500."""
+    r = post_raw(world, _with_number(number), "/v1/events/batch")
+    assert r.status_code in (400, 422), r.text
+    assert_error(r, r.status_code)
     assert_nothing_stored(world)
 
 
@@ -348,7 +361,7 @@ def test_non_finite_numbers_are_rejected(world: World, path: str, number: bytes)
     [
         (event(message="a\u0000b"), ["message"]),
         (event(actor="u\u0000"), ["actor", "id"]),
-        (event(actor={"id": "u", "name": "\u0000"}), ["actor", "name"]),
+        (ev(actor={"id": "u", "name": "\u0000"}), ["actor", "name"]),
         (event(targets=[{"type": "doc", "id": "\u0000"}]), ["targets", 0, "id"]),
         (event(metadata={"k\u0000": "v"}), ["metadata", "k\u0000"]),
         (event(metadata={"k": "v\u0000"}), ["metadata", "k"]),
@@ -393,11 +406,16 @@ def test_future_skew_boundary(world: World) -> None:
 
 
 def test_batch_items_are_rejected_individually_naming_the_field(world: World) -> None:
-    bad = [event(message="\u0000"), event(severity="URGENT"), event(metadata=_nested(50)),
-           event(occurred_at="1969-01-01T00:00:00Z"), {"action": "a.b", "actor": {"id": "u"},
-                                                       "x": 1}]
-    r = world.client.post("/v1/events/batch", json={"events": bad},
-                          headers=world.h("acme", "writer"))
+    bad = [
+        event(message="\u0000"),
+        event(severity="URGENT"),
+        event(metadata=_nested(50)),
+        event(occurred_at="1969-01-01T00:00:00Z"),
+        {"action": "a.b", "actor": {"id": "u"}, "x": 1},
+    ]
+    r = world.client.post(
+        "/v1/events/batch", json={"events": bad}, headers=world.h("acme", "writer")
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["created"] == 0 and body["rejected"] == len(bad)
@@ -416,15 +434,15 @@ def test_batch_items_are_rejected_individually_naming_the_field(world: World) ->
 
 def test_sql_looking_strings_are_stored_verbatim_and_harmless(world: World) -> None:
     for i, s in enumerate(SQLISH):
-        r = world.post("acme", event("user.login", s, message=s, id=f"sql-{i}",
-                                     targets=[{"type": s, "id": s}], metadata={s: s}))
+        fields = {"message": s, "targets": [{"type": s, "id": s}], "metadata": {s: s}}
+        r = world.post("acme", event("user.login", s, id=f"sql-{i}", **fields))
         assert r.status_code == 201, r.text
+        assert {k: r.json()[k] for k in fields} == fields
     stored = {e["id"]: e for e in world.all_events("acme")}
     assert len(stored) == len(SQLISH)
     for i, s in enumerate(SQLISH):
         e = stored[f"sql-{i}"]
-        assert (e["message"], e["actor"]["id"], e["targets"], e["metadata"]) == (
-            s, s, [{"type": s, "id": s}], {s: s})
+        assert (e["message"], e["actor"]["id"], e["metadata"]) == (s, s, {s: s})
     for i, s in enumerate(SQLISH):
         r = world.list("acme", actor_id=s)
         assert r.status_code == 200
@@ -437,57 +455,68 @@ def test_sql_looking_strings_are_stored_verbatim_and_harmless(world: World) -> N
     assert len(world.all_events("acme")) == len(SQLISH) + 1
 
 
-@pytest.mark.parametrize("param", ["actor_id", "action", "target_type", "outcome", "severity"])
-@pytest.mark.parametrize("value", SQLISH)
-def test_sql_looking_query_parameters_are_answered_normally(
-    world: World, param: str, value: str
-) -> None:
+def test_sql_looking_query_parameters_are_answered_normally(world: World) -> None:
     world.post("acme", event(id="only"))
-    r = world.list("acme", **{param: value})
-    if param in ("outcome", "severity"):
-        assert_error(r, 400)
-    else:
-        assert r.status_code == 200, r.text
-        assert r.json()["data"] == []
+    for value in SQLISH:
+        for param in ("actor_id", "action", "target_type"):
+            r = world.list("acme", **{param: value})
+            assert r.status_code == 200, r.text
+            assert r.json()["data"] == []
+        assert_error(world.list("acme", severity=value), 400)
+        r = world.list("acme", target_type="document", target_id=value)
+        assert r.status_code == 200 and r.json()["data"] == []
     assert [e["id"] for e in world.all_events("acme")] == ["only"]
 
 
 # -- query parameters of GET /v1/events ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("query", "status"),
-    [
-        ("severity=bogus", 400),
-        ("severity=", 400),
-        ("outcome=maybe", 400),
-        ("limit=0", 422),
-        ("limit=-5", 422),
-        ("limit=1001", 422),
-        ("limit=abc", 422),
-        ("limit=99999999999999999999999999", 422),
-        ("occurred_after=yesterday", 422),
-        ("occurred_after=2026-01-01T00:00:00", 422),
-        ("occurred_before=2026-13-45T00:00:00Z", 422),
-        ("occurred_after=0000-01-01T00:00:00Z", 422),
-        ("occurred_after=0001-01-01T00:00:00%2B23:59", 422),
-        ("occurred_before=9999-12-31T23:59:59-23:59", 422),
-        ("target_id=doc-1", 400),
-        ("cursor=garbage", 400),
-        ("cursor=%00%FF", 400),
-        ("cursor=" + "A" * 400, 400),
-        ("cursor=" + "A" * 513, 422),
-        ("cursor=" + "A" * 100_00, 422),
-        ("actor_id=%00", 400),
-        ("actor_id=" + "x" * 300, 400),
-        ("action=*", 400),
-    ],
-)
-def test_bad_query_parameters_are_4xx(world: World, query: str, status: int) -> None:
+BAD_QUERIES = [
+    ("severity=bogus", 400),
+    ("severity=", 400),
+    ("outcome=maybe", 400),
+    ("limit=0", 422),
+    ("limit=-5", 422),
+    ("limit=1001", 422),
+    ("limit=abc", 422),
+    ("limit=99999999999999999999999999", 422),
+    ("occurred_after=yesterday", 422),
+    ("occurred_after=2026-01-01T00:00:00", 422),
+    ("occurred_before=2026-13-45T00:00:00Z", 422),
+    ("occurred_after=0000-01-01T00:00:00Z", 422),
+    ("target_id=doc-1", 400),
+    ("cursor=garbage", 400),
+    ("cursor=%00%FF", 400),
+    ("cursor=" + "A" * 400, 400),
+    ("cursor=" + "A" * 513, 422),
+    ("cursor=" + "A" * 10_000, 422),
+    ("actor_id=%00", 400),
+    ("actor_id=" + "x" * 300, 400),
+    ("action=*", 400),
+]
+
+
+def test_bad_query_parameters_are_4xx(world: World) -> None:
     world.post("acme", event(id="only"))
-    r = world.client.get(f"/v1/events?{query}", headers=world.h("acme", "reader"))
-    assert_error(r, status)
+    wrong = []
+    for query, status in BAD_QUERIES:
+        r = world.client.get(f"/v1/events?{query}", headers=world.h("acme", "reader"))
+        if r.status_code != status:
+            wrong.append((query[:60], r.status_code, status))
+        else:
+            assert_error(r, status)
+    assert wrong == [], "(query, got, expected)"
     assert [e["id"] for e in world.all_events("acme")] == ["only"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["occurred_after=0001-01-01T00:00:00%2B23:59", "occurred_before=9999-12-31T23:59:59-23:59"],
+)
+def test_extreme_utc_offsets_in_query_are_422(world: World, query: str) -> None:
+    """Valid RFC 3339 whose UTC instant falls outside years 1..9999."""
+    r = world.client.get(f"/v1/events?{query}", headers=world.h("acme", "reader"))
+    assert_error(r, 422, ["query", query.split("=")[0]])
 
 
 def test_cursor_from_other_filters_or_tenant_is_refused(world: World) -> None:
@@ -497,8 +526,10 @@ def test_cursor_from_other_filters_or_tenant_is_refused(world: World) -> None:
     cursor = page["next_cursor"]
     assert cursor
     assert_error(world.list("acme", limit=1, cursor=cursor, outcome="failure"), 400)
-    r = world.client.get("/v1/events", params={"cursor": cursor, "limit": 1},
-                         headers=world.h("globex", "reader"))
+    r = world.client.get(
+        "/v1/events", params={"cursor": cursor, "limit": 1}, headers=world.h("globex", "reader")
+    )
     assert_error(r, 400)
-    tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
+    mid = len(cursor) // 2
+    tampered = cursor[:mid] + ("A" if cursor[mid] != "A" else "B") + cursor[mid + 1 :]
     assert_error(world.list("acme", limit=1, cursor=tampered), 400)

@@ -37,7 +37,7 @@ def hash_secret(secret: str) -> bytes:
 
 
 def parse(token: str) -> tuple[str, str] | None:
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     return None if match is None else (match.group(1), match.group(2))
 
 

@@ -6,6 +6,7 @@ field, the same shape as schema errors, so clients see one error format.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from trailkeep.config import Limits
@@ -59,6 +60,12 @@ class _JsonWalker:
                 self.walk(item, [*path, index], depth + 1)
         elif isinstance(value, str):
             self._text(value, path)
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.problems.append(
+                _problem(
+                    self.loc + path, "numbers must be finite (no NaN or Infinity)", "value_error"
+                )
+            )
         elif (
             isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
         ):

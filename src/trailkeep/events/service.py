@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from trailkeep.auth.principal import Permission, Principal
 from trailkeep.config import Limits
@@ -21,7 +22,6 @@ from trailkeep.events.cursor import CursorCodec
 from trailkeep.events.limits import Problem, check_limits
 from trailkeep.events.normalize import EventTooLarge, check_occurred, to_draft
 from trailkeep.events.schema import BatchIn, EventIn
-from trailkeep.kit.jsonutil import loads
 from trailkeep.kit.timeutil import now_us, to_us
 from trailkeep.store.base import Store
 from trailkeep.store.models import AppendResult, EventDraft, EventFilter, EventRow, PageKey
@@ -114,7 +114,9 @@ class EventService:
         return list(batch.events)
 
     def _parse_items(self, body: bytes, cap: int) -> list[EventIn | TrailkeepError]:
-        envelope = loads(body)
+        # The same parser as the fast path (pydantic's), so an item's verdict never depends
+        # on whether a neighbour was invalid.
+        envelope = from_json(body, allow_inf_nan=True)
         if not isinstance(envelope, dict) or set(envelope) != {"events"}:
             raise ValidationFailed(
                 "batch body must be an object with exactly one field, 'events'",

@@ -9,10 +9,12 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trailkeep.http.responses import error_response
 from trailkeep.logs import request_id_var
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = structlog.get_logger("trailkeep.access")
+error_log = structlog.get_logger("trailkeep.http")
 
 
 class RequestContext:
@@ -37,16 +39,26 @@ class RequestContext:
         header = (b"x-request-id", request_id.encode())
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answer unexpected errors here, inside the request context, so the 500 still
+            # carries the request id (Starlette's outermost handler would run without it).
+            error_log.error("unhandled error", error=repr(exc), exc_info=exc)
+            if response_started:
+                raise
+            response = error_response(500, "internal_error", "internal error; see the server log")
+            await response(scope, receive, send_with_id)
         finally:
             if self.access_log:
                 log.info(

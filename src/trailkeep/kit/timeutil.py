@@ -14,7 +14,8 @@ def now_us() -> int:
 
 def to_us(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
-    delta = moment.astimezone(UTC) - _EPOCH
+    # Subtracting aware datetimes never overflows, unlike astimezone() near year 1 or 9999.
+    delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -24,4 +25,9 @@ def from_us(us: int) -> datetime:
 
 def format_us(us: int) -> str:
     """RFC 3339 UTC with exactly six fractional digits, e.g. 2026-01-02T03:04:05.000000Z."""
-    return from_us(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    d = from_us(us)
+    # Not strftime: glibc's %Y does not zero-pad years below 1000.
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}Z"
+    )
