@@ -43,11 +43,11 @@ from trailkeep.kit.hashing import digest16
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.kit.timeutil import format_us
 from trailkeep.store.sqlite.connection import ensure_schema, open_connection
+from trailkeep.store.sqlite.event_writes import _INSERT_EVENT, _INSERT_TARGET
 
 # The service's own statements, so the preloaded rows are exactly what it would write.
-from trailkeep.store.sqlite.event_writes import _INSERT_EVENT as INSERT_EVENT
-from trailkeep.store.sqlite.event_writes import _INSERT_TARGET as INSERT_TARGET
-
+INSERT_EVENT: str = _INSERT_EVENT
+INSERT_TARGET: str = _INSERT_TARGET
 HOST = "127.0.0.1"
 T = TypeVar("T")
 EventRowT = tuple[Any, ...]
@@ -79,8 +79,13 @@ def latency_summary(latencies: Iterable[float]) -> dict[str, float]:
     """p50/p95/p99/max/mean in milliseconds of latencies given in seconds."""
     ordered = sorted(latencies)
     if not ordered:
-        return {"p50_ms": math.nan, "p95_ms": math.nan, "p99_ms": math.nan,
-                "max_ms": math.nan, "mean_ms": math.nan}
+        return {
+            "p50_ms": math.nan,
+            "p95_ms": math.nan,
+            "p99_ms": math.nan,
+            "max_ms": math.nan,
+            "mean_ms": math.nan,
+        }
     return {
         "p50_ms": percentile(ordered, 50) * 1000,
         "p95_ms": percentile(ordered, 95) * 1000,
@@ -315,20 +320,21 @@ async def _client(
         while time.perf_counter() < deadline:
             if spec.max_requests is not None and sent >= spec.max_requests:
                 break
-            if conn.closed:
-                await conn.close()
-                conn = await Connection.open(spec.port)
             raw = next(cycle)
             sent += 1
             tally.sent_requests += 1
             began = time.perf_counter()
             try:
+                if conn.closed:
+                    await conn.close()
+                    conn = await Connection.open(spec.port)
                 status, body = await conn.request(raw)
             except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
                 tally.errors += 1
                 if len(tally.error_samples) < 5:
                     tally.error_samples.append(repr(exc))
                 conn.closed = True
+                await asyncio.sleep(0.05)  # do not spin on a server that went away
                 continue
             done = time.perf_counter()
             if not 200 <= status < 300:
@@ -377,8 +383,9 @@ def run_load(spec: LoadSpec, processes: int = 1) -> Tally:
         futures = [
             pool.submit(
                 _drive_in_process,
-                LoadSpec(spec.port, spec.mode, share, spec.warmup_s, spec.duration_s,
-                         spec.max_requests),
+                LoadSpec(
+                    spec.port, spec.mode, share, spec.warmup_s, spec.duration_s, spec.max_requests
+                ),
                 start_wall,
             )
             for share in shares
@@ -456,8 +463,9 @@ def create_keys(db_path: Path, tenant_ids: Sequence[str], role: str) -> dict[str
     """One ``trailkeep key create --role ROLE --tenant T`` per tenant: tenant -> token."""
 
     def one(tenant: str) -> tuple[str, str]:
-        out = cli_json(db_path, "key", "create", "--role", role, "--tenant", tenant,
-                       "--name", f"bench {role}")
+        out = cli_json(
+            db_path, "key", "create", "--role", role, "--tenant", tenant, "--name", f"bench {role}"
+        )
         return tenant, str(out["token"])
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -493,8 +501,16 @@ class Server:
             "TRAILKEEP_DATA_DIR": str(self.db_path.parent),
             **self.extra_env,
         }
-        cmd = [*trailkeep_command(), "serve", "--host", HOST, "--port", str(self.port),
-               "--database-url", db_url(self.db_path)]
+        cmd = [
+            *trailkeep_command(),
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--database-url",
+            db_url(self.db_path),
+        ]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready(timeout)
@@ -564,25 +580,56 @@ class Weighted(Generic[T]):
 
 # 50 actions in 7 prefixes, with relative frequencies.
 ACTIONS: tuple[tuple[str, float], ...] = (
-    ("user.login", 20), ("user.logout", 8), ("user.login_failed", 4),
-    ("user.password_reset", 1), ("user.mfa_enabled", 0.5), ("user.mfa_disabled", 0.2),
-    ("user.created", 1), ("user.updated", 2), ("user.deleted", 0.3), ("user.invited", 1),
-    ("user.role_changed", 0.5), ("user.session_revoked", 0.5),
-    ("document.viewed", 15), ("document.created", 4), ("document.updated", 8),
-    ("document.deleted", 1), ("document.shared", 2), ("document.unshared", 0.5),
-    ("document.exported", 1), ("document.downloaded", 3), ("document.renamed", 1),
+    ("user.login", 20),
+    ("user.logout", 8),
+    ("user.login_failed", 4),
+    ("user.password_reset", 1),
+    ("user.mfa_enabled", 0.5),
+    ("user.mfa_disabled", 0.2),
+    ("user.created", 1),
+    ("user.updated", 2),
+    ("user.deleted", 0.3),
+    ("user.invited", 1),
+    ("user.role_changed", 0.5),
+    ("user.session_revoked", 0.5),
+    ("document.viewed", 15),
+    ("document.created", 4),
+    ("document.updated", 8),
+    ("document.deleted", 1),
+    ("document.shared", 2),
+    ("document.unshared", 0.5),
+    ("document.exported", 1),
+    ("document.downloaded", 3),
+    ("document.renamed", 1),
     ("document.moved", 1),
-    ("project.created", 1), ("project.updated", 2), ("project.archived", 0.3),
-    ("project.deleted", 0.2), ("project.member_added", 1), ("project.member_removed", 0.5),
-    ("project.settings_changed", 0.5), ("project.viewed", 4),
-    ("billing.invoice_created", 0.5), ("billing.invoice_paid", 0.5),
-    ("billing.payment_failed", 0.1), ("billing.plan_changed", 0.2),
-    ("billing.card_updated", 0.2), ("billing.refund_issued", 0.05),
-    ("api_key.created", 0.3), ("api_key.revoked", 0.2), ("api_key.used", 5),
-    ("api_key.rotated", 0.1), ("api_key.scopes_changed", 0.1),
-    ("org.settings_updated", 0.3), ("org.sso_configured", 0.05), ("org.domain_verified", 0.05),
-    ("org.member_invited", 0.5), ("org.member_removed", 0.2),
-    ("role.created", 0.1), ("role.updated", 0.2), ("role.deleted", 0.05), ("role.assigned", 0.5),
+    ("project.created", 1),
+    ("project.updated", 2),
+    ("project.archived", 0.3),
+    ("project.deleted", 0.2),
+    ("project.member_added", 1),
+    ("project.member_removed", 0.5),
+    ("project.settings_changed", 0.5),
+    ("project.viewed", 4),
+    ("billing.invoice_created", 0.5),
+    ("billing.invoice_paid", 0.5),
+    ("billing.payment_failed", 0.1),
+    ("billing.plan_changed", 0.2),
+    ("billing.card_updated", 0.2),
+    ("billing.refund_issued", 0.05),
+    ("api_key.created", 0.3),
+    ("api_key.revoked", 0.2),
+    ("api_key.used", 5),
+    ("api_key.rotated", 0.1),
+    ("api_key.scopes_changed", 0.1),
+    ("org.settings_updated", 0.3),
+    ("org.sso_configured", 0.05),
+    ("org.domain_verified", 0.05),
+    ("org.member_invited", 0.5),
+    ("org.member_removed", 0.2),
+    ("role.created", 0.1),
+    ("role.updated", 0.2),
+    ("role.deleted", 0.05),
+    ("role.assigned", 0.5),
 )
 # prefix -> (target type, pool size, id prefix, named?) and an optional second target.
 TARGETS: dict[str, tuple[tuple[str, int, str, bool], tuple[str, int, str, bool], float]] = {
@@ -595,19 +642,86 @@ TARGETS: dict[str, tuple[tuple[str, int, str, bool], tuple[str, int, str, bool],
     "role": (("role", 50, "rol", True), ("user", 5_000, "usr", False), 0.6),
 }
 SEVERITIES: tuple[tuple[str, float], ...] = (
-    ("DEBUG", 3), ("INFO", 75), ("NOTICE", 8), ("WARNING", 7), ("ERROR", 5), ("CRITICAL", 2),
+    ("DEBUG", 3),
+    ("INFO", 75),
+    ("NOTICE", 8),
+    ("WARNING", 7),
+    ("ERROR", 5),
+    ("CRITICAL", 2),
 )
 FAILURE_RATE = 0.05
 ACTOR_COUNT = 5_000
 SERVICE_ACTORS = 100
-FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Dennis",
-         "Margaret", "John", "Radia", "Tim", "Vint", "Leslie", "Niklaus", "Shafi", "Whitfield",
-         "Adele", "Jean", "Lynn", "Butler", "Fran", "Robin", "Silvio", "Sophie", "Yukihiro",
-         "Guido", "Bjarne", "Anders", "Hedy", "Katherine", "Mary", "Dorothy", "Kathleen")
-LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson",
-        "Ritchie", "Hamilton", "McCarthy", "Perlman", "Berners-Lee", "Cerf", "Lamport", "Wirth",
-        "Goldwasser", "Diffie", "Goldberg", "Sammet", "Conway", "Lampson", "Milner", "Micali",
-        "Wilson", "Matsumoto", "van Rossum", "Stroustrup", "Hejlsberg", "Lamarr", "Johnson")
+FIRST = (
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Dennis",
+    "Margaret",
+    "John",
+    "Radia",
+    "Tim",
+    "Vint",
+    "Leslie",
+    "Niklaus",
+    "Shafi",
+    "Whitfield",
+    "Adele",
+    "Jean",
+    "Lynn",
+    "Butler",
+    "Fran",
+    "Robin",
+    "Silvio",
+    "Sophie",
+    "Yukihiro",
+    "Guido",
+    "Bjarne",
+    "Anders",
+    "Hedy",
+    "Katherine",
+    "Mary",
+    "Dorothy",
+    "Kathleen",
+)
+LAST = (
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Ritchie",
+    "Hamilton",
+    "McCarthy",
+    "Perlman",
+    "Berners-Lee",
+    "Cerf",
+    "Lamport",
+    "Wirth",
+    "Goldwasser",
+    "Diffie",
+    "Goldberg",
+    "Sammet",
+    "Conway",
+    "Lampson",
+    "Milner",
+    "Micali",
+    "Wilson",
+    "Matsumoto",
+    "van Rossum",
+    "Stroustrup",
+    "Hejlsberg",
+    "Lamarr",
+    "Johnson",
+)
 AGENTS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0.0.0",
@@ -713,8 +827,7 @@ class EventFactory:
             "targets": targets,
             "outcome": "failure" if failed else "success",
             "severity": self.severity_pick.pick(rng),
-            "message": f"{verb.replace('_', ' ')} {subject}"
-            + (" (denied)" if failed else ""),
+            "message": f"{verb.replace('_', ' ')} {subject}" + (" (denied)" if failed else ""),
             "context": {
                 "ip_address": rng.choice(self.ips),
                 "user_agent": rng.choice(AGENTS),
@@ -725,8 +838,10 @@ class EventFactory:
         if actor.type == "user" and rng.random() < 0.25:
             out["context"]["session_id"] = f"ses_{rng.getrandbits(40):010x}"
         if verb in ("updated", "renamed", "settings_changed", "plan_changed"):
-            out["changes"] = {"before": {"title": f"Draft {rng.randrange(1000)}"},
-                              "after": {"title": f"Final {rng.randrange(1000)}"}}
+            out["changes"] = {
+                "before": {"title": f"Draft {rng.randrange(1000)}"},
+                "after": {"title": f"Final {rng.randrange(1000)}"},
+            }
         return out
 
     def client_event(self, occurred_us: int) -> dict[str, Any]:
@@ -740,16 +855,31 @@ class EventFactory:
         sent = self.client_event(occurred_us)
         request_hash = digest16(dumps_sorted(sent))
         event_id = fast_uuid7(received_us // 1000, self.rng.getrandbits(74))
-        doc = {**sent, "id": event_id, "tenant_id": tenant_id, "seq": seq,
-               "received_at": rfc3339_us(received_us)}
+        doc = {
+            **sent,
+            "id": event_id,
+            "tenant_id": tenant_id,
+            "seq": seq,
+            "received_at": rfc3339_us(received_us),
+        }
         actor = sent["actor"]
         row = (
-            tenant_id, seq, event_id, occurred_us, received_us, sent["action"], actor["id"],
-            actor["type"], SEVERITY_RANK[sent["severity"]], sent["outcome"], request_hash,
+            tenant_id,
+            seq,
+            event_id,
+            occurred_us,
+            received_us,
+            sent["action"],
+            actor["id"],
+            actor["type"],
+            SEVERITY_RANK[sent["severity"]],
+            sent["outcome"],
+            request_hash,
             dumps_sorted(doc),
         )
-        seen: dict[tuple[str, str], None] = dict.fromkeys((t["type"], t["id"]) for t in
-                                                          sent["targets"])
+        seen: dict[tuple[str, str], None] = dict.fromkeys(
+            (t["type"], t["id"]) for t in sent["targets"]
+        )
         targets = [(tenant_id, seq, kind, ident, occurred_us) for kind, ident in seen]
         return row, targets
 
@@ -836,8 +966,9 @@ def bulk_load(db_path: Path, plan: LoadPlan, factory: EventFactory, label: str) 
             if now - last_report >= 5 or done == plan.total:
                 rate = done / (now - began)
                 eta = (plan.total - done) / rate if rate else 0
-                progress.print(f"  {label}: {done:,}/{plan.total:,} events "
-                               f"({rate:,.0f}/s, ~{eta:,.0f} s left)")
+                progress.print(
+                    f"  {label}: {done:,}/{plan.total:,} events ({rate:,.0f}/s, ~{eta:,.0f} s left)"
+                )
                 last_report = now
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

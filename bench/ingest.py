@@ -111,18 +111,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency-single", type=int, default=64, help="single-event clients")
     p.add_argument("--preload", type=int, default=1_000_000, help="events before phase b")
     p.add_argument("--tenants", type=int, default=10, help="tenants (preload and clients)")
-    p.add_argument("--raw-rows", type=int, default=200_000,
-                   help="rows pre-built per raw run (a raw run also stops at --duration)")
-    p.add_argument("--only", type=parse_phases, default=PHASES,
-                   help="comma-separated: empty, preloaded, single, raw, batch (= empty,"
-                        "preloaded), all")
-    p.add_argument("--client-procs", type=int, default=1,
-                   help="load-generator processes (1 is enough: see 'client CPU')")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="where to put the databases (kept); default a temp dir, removed")
+    p.add_argument(
+        "--raw-rows",
+        type=int,
+        default=200_000,
+        help="rows pre-built per raw run (a raw run also stops at --duration)",
+    )
+    p.add_argument(
+        "--only",
+        type=parse_phases,
+        default=PHASES,
+        help="comma-separated: empty, preloaded, single, raw, batch (= empty,preloaded), all",
+    )
+    p.add_argument(
+        "--client-procs",
+        type=int,
+        default=1,
+        help="load-generator processes (1 is enough: see 'client CPU')",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where to put the databases (kept); default a temp dir, removed",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
-    p.add_argument("--database-url", default=None,
-                   help="forward compatibility: only SQLite (the default) is supported")
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="forward compatibility: only SQLite (the default) is supported",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
@@ -193,8 +211,10 @@ def batch_pools(run: Run, port: int, clients: int) -> list[list[bytes]]:
         pool = []
         for _ in range(BODIES_PER_CLIENT):
             now = now_us()
-            events = [run.factory.client_event(now - run.factory.rng.randrange(60_000_000))
-                      for _ in range(BATCH_SIZE)]
+            events = [
+                run.factory.client_event(now - run.factory.rng.randrange(60_000_000))
+                for _ in range(BATCH_SIZE)
+            ]
             body = _dumps({"events": events})
             pool.append(build_request("POST", "/v1/events/batch", port, token, body))
         pools.append(pool)
@@ -204,15 +224,15 @@ def batch_pools(run: Run, port: int, clients: int) -> list[list[bytes]]:
 def single_bodies(run: Run, clients: int, per_client: int = 16) -> list[list[bytes]]:
     now = now_us()
     return [
-        [_dumps(run.factory.client_event(now - run.factory.rng.randrange(60_000_000)))
-         for _ in range(per_client)]
+        [
+            _dumps(run.factory.client_event(now - run.factory.rng.randrange(60_000_000)))
+            for _ in range(per_client)
+        ]
         for _ in range(clients)
     ]
 
 
-def single_pools(
-    run: Run, port: int, path: str, bodies: list[list[bytes]]
-) -> list[list[bytes]]:
+def single_pools(run: Run, port: int, path: str, bodies: list[list[bytes]]) -> list[list[bytes]]:
     return [
         [build_request("POST", path, port, run.tokens[client_tenant(run, c)], b) for b in pool]
         for c, pool in enumerate(bodies)
@@ -230,8 +250,9 @@ def http_phase(
     run: Run, server: Server, name: str, mode: str, pools: list[list[bytes]], per_request: int
 ) -> dict[str, Any]:
     args = run.args
-    progress.print(f"phase {name}: {len(pools)} clients, {args.warmup:g} s warm-up + "
-                   f"{args.duration:g} s ...")
+    progress.print(
+        f"phase {name}: {len(pools)} clients, {args.warmup:g} s warm-up + {args.duration:g} s ..."
+    )
     stored_before = count_events(server.db_path)
     cpu_before = server.cpu_seconds()
     wall_before = time.perf_counter()
@@ -261,8 +282,11 @@ def verify_phase(run: Run, name: str, result: dict[str, Any]) -> None:
         detail += f"; first: {result['error_samples'][0]}"
     run.check(f"{name}: every answer 2xx", failures == 0, detail)
     acked, stored = result["acked_events"], result["stored_events"]
-    run.check(f"{name}: stored == acknowledged", acked == stored,
-              f"{stored:,} stored, {acked:,} acknowledged")
+    run.check(
+        f"{name}: stored == acknowledged",
+        acked == stored,
+        f"{stored:,} stored, {acked:,} acknowledged",
+    )
 
 
 # -- phases ----------------------------------------------------------------------------------
@@ -279,7 +303,7 @@ def phase_empty(run: Run) -> None:
 
 def preload(run: Run, db: Path) -> int:
     copy_database(run.template_db, db)
-    n = run.args.preload
+    n: int = run.args.preload
     if n <= 0:
         return 0
     per = n // len(run.tenants)
@@ -288,8 +312,10 @@ def preload(run: Run, db: Path) -> int:
     plan = LoadPlan(counts, end_us=now_us() - 3_600_000_000, seed=run.args.seed)
     stats = bulk_load(db, plan, run.factory, "preload")
     run.info["preload"] = stats
-    progress.print(f"  preloaded {stats['events']:,} events in {stats['seconds']:.1f} s "
-                   f"({stats['events_per_s']:,.0f}/s)")
+    progress.print(
+        f"  preloaded {stats['events']:,} events in {stats['seconds']:.1f} s "
+        f"({stats['events_per_s']:,.0f}/s)"
+    )
     return n
 
 
@@ -311,11 +337,17 @@ def phase_service_preloaded(run: Run, db: Path, preloaded: int) -> None:
 
 def final_checks(run: Run, db: Path, expected: int, label: str) -> None:
     total = count_events(db)
-    run.check(f"{label} database: total events", total == expected,
-              f"{total:,} stored, {expected:,} expected (preload + acknowledged)")
+    run.check(
+        f"{label} database: total events",
+        total == expected,
+        f"{total:,} stored, {expected:,} expected (preload + acknowledged)",
+    )
     problems = gapless_problems(db)
-    run.check(f"{label} database: seqs gapless per tenant", not problems,
-              "; ".join(problems[:3]) or "every tenant 0..n-1")
+    run.check(
+        f"{label} database: seqs gapless per tenant",
+        not problems,
+        "; ".join(problems[:3]) or "every tenant 0..n-1",
+    )
 
 
 # -- raw SQLite ----------------------------------------------------------------------------
@@ -348,8 +380,9 @@ def build_transactions(run: Run, db: Path, rows: int, size: int) -> list[Txn]:
 
 def insert_transactions(db: Path, txns: list[Txn], limit_s: float) -> dict[str, Any]:
     settings = service_settings()
-    conn = open_connection(db, synchronous=settings.sqlite_synchronous,
-                           cache_mb=settings.sqlite_cache_mb)
+    conn = open_connection(
+        db, synchronous=settings.sqlite_synchronous, cache_mb=settings.sqlite_cache_mb
+    )
     latencies: list[float] = []
     rows = 0
     try:
@@ -370,25 +403,34 @@ def insert_transactions(db: Path, txns: list[Txn], limit_s: float) -> dict[str, 
         elapsed = time.perf_counter() - began
     finally:
         conn.close()
-    return {"rows": rows, "transactions": len(latencies), "seconds": round(elapsed, 3),
-            "rows_per_s": rows / elapsed, **latency_summary(latencies)}
+    return {
+        "rows": rows,
+        "transactions": len(latencies),
+        "seconds": round(elapsed, 3),
+        "rows_per_s": rows / elapsed,
+        **latency_summary(latencies),
+    }
 
 
 def phase_raw(run: Run, db: Path) -> None:
     settings = service_settings()
     for size in (BATCH_SIZE, 1000):
-        progress.print(f"phase raw-{size}: building {run.args.raw_rows:,} rows "
-                       f"(not timed) ...")
+        progress.print(f"phase raw-{size}: building {run.args.raw_rows:,} rows (not timed) ...")
         txns = build_transactions(run, db, run.args.raw_rows, size)
-        progress.print(f"phase raw-{size}: inserting, transactions of {size} rows, "
-                       f"synchronous={settings.sqlite_synchronous} ...")
+        progress.print(
+            f"phase raw-{size}: inserting, transactions of {size} rows, "
+            f"synchronous={settings.sqlite_synchronous} ..."
+        )
         result = insert_transactions(db, txns, run.args.duration)
         result.update(name=f"raw-{size}", transaction_rows=size)
         run.phases[f"raw-{size}"] = result
         del txns
     problems = gapless_problems(db)
-    run.check("raw database: seqs gapless per tenant", not problems,
-              "; ".join(problems[:3]) or "every tenant 0..n-1")
+    run.check(
+        "raw database: seqs gapless per tenant",
+        not problems,
+        "; ".join(problems[:3]) or "every tenant 0..n-1",
+    )
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -412,42 +454,75 @@ def ratios(run: Run) -> dict[str, float]:
 
 def render(run: Run, console: Console) -> None:
     table = Table(title="Trailkeep ingest benchmark", title_justify="left")
-    for col in ("phase", "clients", "requests", "events/s", "req/s", "p50 ms", "p95 ms",
-                "p99 ms", "max ms", "non-2xx", "errors", "client CPU", "server CPU"):
+    for col in (
+        "phase",
+        "clients",
+        "requests",
+        "events/s",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "non-2xx",
+        "errors",
+        "client CPU",
+        "server CPU",
+    ):
         table.add_column(col, justify="left" if col == "phase" else "right")
-    for name, r in run.phases.items():
-        if name.startswith("raw-"):
-            continue
+    http = {n: r for n, r in run.phases.items() if not n.startswith("raw-")}
+    for name, r in http.items():
         table.add_row(
-            name, str(r["clients"]), f"{r['requests']:,}",
+            name,
+            str(r["clients"]),
+            f"{r['requests']:,}",
             fmt_int(r["events_per_s"]) if r["events_per_request"] else "-",
-            fmt_int(r["requests_per_s"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p95_ms"]),
-            fmt_ms(r["p99_ms"]), fmt_ms(r["max_ms"]), str(r["non_2xx_total"]),
-            str(r["connection_errors"]), f"{r['client_cpu_pct']:.0f}%",
+            fmt_int(r["requests_per_s"]),
+            fmt_ms(r["p50_ms"]),
+            fmt_ms(r["p95_ms"]),
+            fmt_ms(r["p99_ms"]),
+            fmt_ms(r["max_ms"]),
+            str(r["non_2xx_total"]),
+            str(r["connection_errors"]),
+            f"{r['client_cpu_pct']:.0f}%",
             f"{r['server_cpu_pct']:.0f}%",
         )
-    console.print(table)
+    if http:
+        console.print(table)
     render_raw(run, console)
     for key, value in ratios(run).items():
         console.print(f"ratio {key}: {value:.2f}")
     failed = [c for c in run.checks if not c["ok"]]
-    console.print(f"checks: {len(run.checks) - len(failed)}/{len(run.checks)} passed"
-                  + ("" if not failed else " — FAILED: " + "; ".join(c["check"] for c in failed)))
+    console.print(
+        f"checks: {len(run.checks) - len(failed)}/{len(run.checks)} passed"
+        + ("" if not failed else " — FAILED: " + "; ".join(c["check"] for c in failed))
+    )
 
 
 def render_raw(run: Run, console: Console) -> None:
     raws = [r for n, r in run.phases.items() if n.startswith("raw-")]
     if not raws:
         return
-    table = Table(title="Raw SQLite (server stopped, same database file after the service "
-                        "phases)", title_justify="left")
+    table = Table(title=f"Raw SQLite (server stopped; {raw_database(run)})", title_justify="left")
     for col in ("run", "rows", "transactions", "rows/s", "commit p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in raws:
-        table.add_row(r["name"], f"{r['rows']:,}", f"{r['transactions']:,}",
-                      fmt_int(r["rows_per_s"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p95_ms"]),
-                      fmt_ms(r["p99_ms"]))
+        table.add_row(
+            r["name"],
+            f"{r['rows']:,}",
+            f"{r['transactions']:,}",
+            fmt_int(r["rows_per_s"]),
+            fmt_ms(r["p50_ms"]),
+            fmt_ms(r["p95_ms"]),
+            fmt_ms(r["p99_ms"]),
+        )
     console.print(table)
+
+
+def raw_database(run: Run) -> str:
+    if {"preloaded", "single"} & set(run.args.only):
+        return "the same database file, after the service phases ran on it"
+    return "the preloaded database file (no service phase ran on it)"
 
 
 def summary(run: Run) -> dict[str, Any]:
@@ -455,13 +530,18 @@ def summary(run: Run) -> dict[str, Any]:
     return {
         "benchmark": "ingest",
         "config": {
-            "duration_s": args.duration, "warmup_s": args.warmup,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
             "concurrency_batch": args.concurrency_batch,
-            "concurrency_single": args.concurrency_single, "batch_size": BATCH_SIZE,
-            "preload": args.preload, "tenants": args.tenants, "raw_rows": args.raw_rows,
-            "phases": list(args.only), "client_procs": args.client_procs,
+            "concurrency_single": args.concurrency_single,
+            "batch_size": BATCH_SIZE,
+            "preload": args.preload,
+            "tenants": args.tenants,
+            "raw_rows": args.raw_rows,
+            "phases": list(args.only),
+            "client_procs": args.client_procs,
             "sqlite_synchronous": service_settings().sqlite_synchronous,
-            "raw_database": "the preloaded database file, after the service phases",
+            "raw_database": raw_database(run),
         },
         "machine": machine_info(),
         **run.info,

@@ -85,8 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=1_000_000, help="events of the measured tenant")
     p.add_argument("--other-events", type=int, default=100_000, help="events of each other tenant")
     p.add_argument("--tenants", type=int, default=10)
-    p.add_argument("--db", type=Path, default=None,
-                   help="database file: reused when it exists, else built there and kept")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="database file: reused when it exists, else built there and kept",
+    )
     p.add_argument("--repeats", type=int, default=100, help="measured requests per query")
     p.add_argument("--warmup-requests", type=int, default=5, help="unmeasured, per query")
     p.add_argument("--page-size", type=int, default=50)
@@ -94,12 +98,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deep-window", type=int, default=5, help="pages measured either side")
     p.add_argument("--deep-repeats", type=int, default=5)
     p.add_argument("--no-deep", action="store_true", help="skip the cursor walks")
-    p.add_argument("--budget", type=float, default=120.0,
-                   help="seconds at most per query's samples and per cursor walk")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        help="seconds at most per query's samples and per cursor walk",
+    )
     p.add_argument("--only", default=None, help="comma-separated query names (see the table)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (without --db)")
-    p.add_argument("--database-url", default=None,
-                   help="forward compatibility: only SQLite (the default) is supported")
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="forward compatibility: only SQLite (the default) is supported",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
@@ -127,8 +138,14 @@ class Dataset:
     build: dict[str, Any] = field(default_factory=dict)
 
     def meta(self) -> dict[str, Any]:
-        return {"measured": self.measured, "counts": self.counts, "end_us": self.end_us,
-                "span_us": self.span_us, "seed": self.seed, "build": self.build}
+        return {
+            "measured": self.measured,
+            "counts": self.counts,
+            "end_us": self.end_us,
+            "span_us": self.span_us,
+            "seed": self.seed,
+            "build": self.build,
+        }
 
 
 def meta_path(db: Path) -> Path:
@@ -138,17 +155,28 @@ def meta_path(db: Path) -> Path:
 def load_dataset(db: Path, args: argparse.Namespace) -> Dataset:
     path = meta_path(db)
     if not path.exists():
-        raise SystemExit(f"error: {db} exists but {path.name} does not: it was not built by "
-                         "bench/query.py (delete it or choose another --db)")
+        raise SystemExit(
+            f"error: {db} exists but {path.name} does not: it was not built by "
+            "bench/query.py (delete it or choose another --db)"
+        )
     meta = orjson.loads(path.read_bytes())
-    data = Dataset(db, meta["measured"], meta["counts"], meta["end_us"], meta["span_us"],
-                   meta["seed"], build=meta.get("build", {}))
+    data = Dataset(
+        db,
+        meta["measured"],
+        meta["counts"],
+        meta["end_us"],
+        meta["span_us"],
+        meta["seed"],
+        build=meta.get("build", {}),
+    )
     wanted = (args.events, args.other_events, args.tenants, args.seed)
     have = (data.counts[data.measured], min(data.counts.values()), len(data.counts), data.seed)
     if wanted != have:
-        progress.print(f"[yellow]note:[/yellow] reusing {db} as built (events={have[0]:,}, "
-                       f"other-events={have[1]:,}, tenants={have[2]}, seed={have[3]}); "
-                       "--events/--other-events/--tenants/--seed are ignored")
+        progress.print(
+            f"[yellow]note:[/yellow] reusing {db} as built (events={have[0]:,}, "
+            f"other-events={have[1]:,}, tenants={have[2]}, seed={have[3]}); "
+            "--events/--other-events/--tenants/--seed are ignored"
+        )
     progress.print(f"reusing {db} ({sum(data.counts.values()):,} events)")
     return data
 
@@ -156,15 +184,19 @@ def load_dataset(db: Path, args: argparse.Namespace) -> Dataset:
 def build_dataset(db: Path, args: argparse.Namespace) -> Dataset:
     tenants = [f"org-{i:02d}" for i in range(args.tenants)]
     counts = {t: (args.events if i == 0 else args.other_events) for i, t in enumerate(tenants)}
-    data = Dataset(db, tenants[0], counts, now_us() - 3_600_000_000, 90 * DAY_US, args.seed,
-                   built_now=True)
-    progress.print(f"building {db}: {sum(counts.values()):,} events, {len(tenants)} tenants "
-                   f"(measured: {data.measured}, {args.events:,} events) ...")
+    data = Dataset(
+        db, tenants[0], counts, now_us() - 3_600_000_000, 90 * DAY_US, args.seed, built_now=True
+    )
+    progress.print(
+        f"building {db}: {sum(counts.values()):,} events, {len(tenants)} tenants "
+        f"(measured: {data.measured}, {args.events:,} events) ..."
+    )
     create_tenants(db, tenants)
     plan = LoadPlan(counts, data.end_us, data.span_us, data.seed)
     data.build = bulk_load(db, plan, EventFactory(data.seed), "build")
-    progress.print(f"  built in {data.build['seconds']:.0f} s "
-                   f"({data.build['events_per_s']:,.0f} events/s)")
+    progress.print(
+        f"  built in {data.build['seconds']:.0f} s ({data.build['events_per_s']:,.0f} events/s)"
+    )
     meta_path(db).write_bytes(orjson.dumps(data.meta(), option=orjson.OPT_INDENT_2))
     return data
 
@@ -189,18 +221,26 @@ def make_queries(data: Dataset, factory: EventFactory) -> list[Query]:
 
     return [
         Query("no filter", lambda rng: {}, deep={}),
-        Query("action exact", lambda rng: {"action": rng.choice(TOP_ACTIONS)},
-              deep={"action": "document.viewed"}),
+        Query(
+            "action exact",
+            lambda rng: {"action": rng.choice(TOP_ACTIONS)},
+            deep={"action": "document.viewed"},
+        ),
         Query("actor_id", lambda rng: {"actor_id": rng.choice(actors).id}),
         Query("action prefix user.*", lambda rng: {"action": "user.*"}, deep={"action": "user.*"}),
-        Query("target type+id", lambda rng: {"target_type": "document",
-                                             "target_id": f"doc_{rng.randrange(50_000):06d}"}),
+        Query(
+            "target type+id",
+            lambda rng: {
+                "target_type": "document",
+                "target_id": f"doc_{rng.randrange(50_000):06d}",
+            },
+        ),
         Query("severity>=ERROR", lambda rng: {"severity": "ERROR"}, deep={"severity": "ERROR"}),
-        Query("outcome=failure", lambda rng: {"outcome": "failure"},
-              deep={"outcome": "failure"}),
+        Query("outcome=failure", lambda rng: {"outcome": "failure"}, deep={"outcome": "failure"}),
         Query("time range 1 day", one_day),
-        Query("action+outcome", lambda rng: {"action": rng.choice(TOP_ACTIONS),
-                                             "outcome": "failure"}),
+        Query(
+            "action+outcome", lambda rng: {"action": rng.choice(TOP_ACTIONS), "outcome": "failure"}
+        ),
     ]
 
 
@@ -213,8 +253,11 @@ def row_problem(row: dict[str, Any], params: Params, tenant: str) -> str | None:
         return f"row of tenant {row['tenant_id']}"
     action = params.get("action")
     if action is not None:
-        ok = row["action"].startswith(action[:-1]) if action.endswith("*") else (
-            row["action"] == action)
+        ok = (
+            row["action"].startswith(action[:-1])
+            if action.endswith("*")
+            else (row["action"] == action)
+        )
         if not ok:
             return f"action {row['action']} for filter {action}"
     if "actor_id" in params and row["actor"].get("id") != params["actor_id"]:
@@ -263,8 +306,9 @@ class Client:
         query = {**params, "limit": str(self.page_size)}
         if cursor is not None:
             query["cursor"] = cursor
-        raw = build_request("GET", "/v1/events?" + urllib.parse.urlencode(query), self.port,
-                            self.token)
+        raw = build_request(
+            "GET", "/v1/events?" + urllib.parse.urlencode(query), self.port, self.token
+        )
         began = time.perf_counter()
         status, body = await self.conn.request(raw)
         elapsed = time.perf_counter() - began
@@ -295,8 +339,12 @@ async def sample_query(client: Client, query: Query, args: argparse.Namespace) -
         rows += len(page["data"])
         if time.perf_counter() > deadline:
             break
-    return {"name": query.name, "samples": len(latencies),
-            "rows_per_page": rows / len(latencies), **latency_summary(latencies)}
+    return {
+        "name": query.name,
+        "samples": len(latencies),
+        "rows_per_page": rows / len(latencies),
+        **latency_summary(latencies),
+    }
 
 
 async def walk(client: Client, params: Params, args: argparse.Namespace) -> dict[str, Any]:
@@ -320,9 +368,13 @@ async def walk(client: Client, params: Params, args: argparse.Namespace) -> dict
         if page_no + 1 >= first:
             cursors[page_no + 1] = cursor
     seconds = time.perf_counter() - began
-    return {"pages_walked": page_no, "walk_s": round(seconds, 3),
-            "walk_ms_per_page": seconds / max(1, page_no) * 1000, "cursors": cursors,
-            "complete": page_no >= last - 1 or cursor is None}
+    return {
+        "pages_walked": page_no,
+        "walk_s": round(seconds, 3),
+        "walk_ms_per_page": seconds / max(1, page_no) * 1000,
+        "cursors": cursors,
+        "complete": page_no >= last - 1 or cursor is None,
+    }
 
 
 async def deep_query(client: Client, query: Query, args: argparse.Namespace) -> dict[str, Any]:
@@ -335,13 +387,20 @@ async def deep_query(client: Client, query: Query, args: argparse.Namespace) -> 
             elapsed, _ = await client.page(query.deep, cursor)
             latencies.append(elapsed)
     pages = sorted(cursors)
-    window = f"{pages[0]}..{pages[-1]}" if pages else "unreachable"
-    return {"name": query.name, "filter": query.deep, "pages": window,
-            "samples": len(latencies), **walked, **latency_summary(latencies)}
+    window = f"{pages[0]}..{pages[-1]}" if pages else f"only {walked['pages_walked']} pages"
+    return {
+        "name": query.name,
+        "filter": query.deep,
+        "pages": window,
+        "samples": len(latencies),
+        **walked,
+        **latency_summary(latencies),
+    }
 
 
-async def measure(port: int, token: str, data: Dataset, args: argparse.Namespace,
-                  queries: list[Query]) -> dict[str, Any]:
+async def measure(
+    port: int, token: str, data: Dataset, args: argparse.Namespace, queries: list[Query]
+) -> dict[str, Any]:
     conn = await Connection.open(port)
     client = Client(conn, port, token, data.measured, args.page_size)
     results: dict[str, Any] = {"queries": [], "deep": []}
@@ -364,49 +423,84 @@ async def measure(port: int, token: str, data: Dataset, args: argparse.Namespace
 # -- report ----------------------------------------------------------------------------------
 
 
-def render(results: dict[str, Any], data: Dataset, args: argparse.Namespace,
-           console: Console) -> None:
-    title = (f"GET /v1/events, first page of {args.page_size}, sequential, tenant "
-             f"{data.measured} with {data.counts[data.measured]:,} events "
-             f"({sum(data.counts.values()):,} in the database)")
+def render(
+    results: dict[str, Any], data: Dataset, args: argparse.Namespace, console: Console
+) -> None:
+    title = (
+        f"GET /v1/events, first page of {args.page_size}, sequential, tenant "
+        f"{data.measured} with {data.counts[data.measured]:,} events "
+        f"({sum(data.counts.values()):,} in the database)"
+    )
     table = Table(title=title, title_justify="left")
     for col in ("query", "samples", "rows/page", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(col, justify="left" if col == "query" else "right")
     for r in results["queries"]:
-        table.add_row(r["name"], str(r["samples"]), f"{r['rows_per_page']:.1f}",
-                      fmt_ms(r["p50_ms"]), fmt_ms(r["p95_ms"]), fmt_ms(r["p99_ms"]),
-                      fmt_ms(r["max_ms"]))
+        table.add_row(
+            r["name"],
+            str(r["samples"]),
+            f"{r['rows_per_page']:.1f}",
+            fmt_ms(r["p50_ms"]),
+            fmt_ms(r["p95_ms"]),
+            fmt_ms(r["p99_ms"]),
+            fmt_ms(r["max_ms"]),
+        )
     console.print(table)
     if results["deep"]:
         render_deep(results["deep"], args, console)
     ok = not results["problems"] and results["non_200"] == 0
-    console.print(f"checks: {'ok' if ok else 'FAILED'} ({results['non_200']} non-200 answers, "
-                  f"{len(results['problems'])} wrong rows or orderings)")
+    console.print(
+        f"checks: {'ok' if ok else 'FAILED'} ({results['non_200']} non-200 answers, "
+        f"{len(results['problems'])} wrong rows or orderings)"
+    )
     for problem in results["problems"][:5]:
         console.print(f"  {problem}")
 
 
 def render_deep(deep: list[dict[str, Any]], args: argparse.Namespace, console: Console) -> None:
     lo, hi = args.deep_page - args.deep_window, args.deep_page + args.deep_window
-    title = (f"Deep pages: cursor walk to page {args.deep_page} (timed apart), then pages "
-             f"{lo}..{hi} x{args.deep_repeats}")
+    title = (
+        f"Deep pages: cursor walk to page {args.deep_page} (timed apart), then pages "
+        f"{lo}..{hi} x{args.deep_repeats}"
+    )
     table = Table(title=title, title_justify="left")
-    for col in ("query", "pages walked", "walk s", "walk ms/page", "measured pages", "samples",
-                "p50 ms", "p95 ms", "p99 ms"):
+    for col in (
+        "query",
+        "pages walked",
+        "walk s",
+        "walk ms/page",
+        "measured pages",
+        "samples",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+    ):
         table.add_column(col, justify="left" if col == "query" else "right")
     for r in deep:
-        table.add_row(r["name"], str(r["pages_walked"]), f"{r['walk_s']:.1f}",
-                      fmt_ms(r["walk_ms_per_page"]), r["pages"], str(r["samples"]),
-                      fmt_ms(r["p50_ms"]), fmt_ms(r["p95_ms"]), fmt_ms(r["p99_ms"]))
+        table.add_row(
+            r["name"],
+            str(r["pages_walked"]),
+            f"{r['walk_s']:.1f}",
+            fmt_ms(r["walk_ms_per_page"]),
+            r["pages"],
+            str(r["samples"]),
+            fmt_ms(r["p50_ms"]),
+            fmt_ms(r["p95_ms"]),
+            fmt_ms(r["p99_ms"]),
+        )
     console.print(table)
 
 
 def summary(results: dict[str, Any], data: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "query",
-        "config": {"page_size": args.page_size, "repeats": args.repeats,
-                   "deep_page": args.deep_page, "deep_window": args.deep_window,
-                   "deep_repeats": args.deep_repeats, "database": str(data.db)},
+        "config": {
+            "page_size": args.page_size,
+            "repeats": args.repeats,
+            "deep_page": args.deep_page,
+            "deep_window": args.deep_window,
+            "deep_repeats": args.deep_repeats,
+            "database": str(data.db),
+        },
         "machine": machine_info(),
         "dataset": {**data.meta(), "built_now": data.built_now},
         **results,
@@ -423,8 +517,9 @@ def select(queries: list[Query], only: str | None) -> list[Query]:
     names = {n.strip() for n in only.split(",")}
     unknown = names - {q.name for q in queries}
     if unknown:
-        raise SystemExit(f"error: unknown queries {sorted(unknown)}; known: "
-                         f"{', '.join(q.name for q in queries)}")
+        raise SystemExit(
+            f"error: unknown queries {sorted(unknown)}; known: {', '.join(q.name for q in queries)}"
+        )
     return [q for q in queries if q.name in names]
 
 
@@ -432,8 +527,10 @@ def run(args: argparse.Namespace, db: Path) -> tuple[dict[str, Any], Dataset]:
     data = load_dataset(db, args) if db.exists() else build_dataset(db, args)
     total = count_events(db)
     if total != sum(data.counts.values()):
-        raise SystemExit(f"error: {db} holds {total:,} events, its metadata says "
-                         f"{sum(data.counts.values()):,}; rebuild it")
+        raise SystemExit(
+            f"error: {db} holds {total:,} events, its metadata says "
+            f"{sum(data.counts.values()):,}; rebuild it"
+        )
     token = create_keys(db, [data.measured], "reader")[data.measured]
     queries = select(make_queries(data, EventFactory(data.seed)), args.only)
     with Server(db, db.parent / "query-server.log") as server:

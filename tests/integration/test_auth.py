@@ -266,6 +266,7 @@ def test_hs256_token_with_space_separated_roles(hs_client: tuple[TestClient, Any
         (claims(roles=""), "role"),
         (claims(roles={"writer": True}), "roles"),
         (claims(tenant_id=["acme"]), "tenant"),
+        (claims(tenant_id=""), "tenant"),
         (claims(nbf=int(time.time()) + 3600), "invalid token"),
         (claims(exp="tomorrow"), "invalid token"),
     ],
@@ -398,12 +399,18 @@ def jwks_server(document: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
 
 def test_rs256_with_jwks_url(tmp_path: Path, rsa_keys: tuple[Any, Any]) -> None:
     good, other = rsa_keys
-    with (
-        jwks_server(jwks_for(good)) as (url, hits),
-        serve(tmp_path, jwt_jwks_url=url) as (
-            client,
-            _,
-        ),
-    ):
-        _check_rs256(client, good, other)
+    with jwks_server(jwks_for(good)) as (url, hits):
+        with serve(tmp_path, jwt_jwks_url=url) as (client, _):
+            _check_rs256(client, good, other)
         assert hits and all(p == "/.well-known/jwks.json" for p in hits)
+
+
+def test_unreachable_jwks_url_refuses_cleanly(tmp_path: Path, rsa_keys: tuple[Any, Any]) -> None:
+    good, _ = rsa_keys
+    with jwks_server(jwks_for(good)) as (url, _hits):
+        pass  # closed again: nothing listens on that port any more
+    with serve(tmp_path, jwt_jwks_url=url) as (client, keys):
+        r = client.get("/v1/events", headers=rs(claims(), good))
+        assert r.status_code in (401, 503), r.text
+        assert set(r.json()["error"]) == {"code", "message", "details", "request_id"}
+        assert client.get("/v1/events", headers=auth(keys["acme"]["reader"])).status_code == 200

@@ -13,7 +13,7 @@ from jwt import PyJWKClient, PyJWKSet
 
 from trailkeep.auth.principal import Principal, Role
 from trailkeep.config import Settings
-from trailkeep.errors import Unauthenticated
+from trailkeep.errors import Unauthenticated, Unavailable
 from trailkeep.kit.jsonutil import loads
 
 
@@ -45,6 +45,9 @@ class JwtVerifier:
             if self._jwks_client is not None:
                 try:
                     return self._jwks_client.get_signing_key_from_jwt(token).key, "RS256"
+                except jwt.PyJWKClientConnectionError as exc:
+                    # Our key source is down: not the client's fault, so not a 401.
+                    raise Unavailable(f"cannot fetch the JWKS to verify tokens: {exc}") from None
                 except jwt.PyJWKClientError as exc:
                     raise Unauthenticated(f"no signing key for this token: {exc}") from None
             raise Unauthenticated("no signing key matches the token's kid")
@@ -81,11 +84,13 @@ class JwtVerifier:
         if not roles:
             raise Unauthenticated("token carries no known role")
         tenant = claims.get(self._settings.jwt_tenant_claim)
-        if Role.ADMIN not in roles and not isinstance(tenant, str):
+        if not isinstance(tenant, str) or not tenant:
+            tenant = None
+        if Role.ADMIN not in roles and tenant is None:
             raise Unauthenticated("token carries no tenant claim")
         subject = str(claims.get("sub", "anonymous"))
         return Principal(
             subject=f"jwt:{subject}",
-            tenant_id=tenant if isinstance(tenant, str) else None,
+            tenant_id=tenant,
             roles=roles,
         )

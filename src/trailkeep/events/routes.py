@@ -222,6 +222,8 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
     scoped = principal.scope(Permission.READ, tenant_id)
+    if principal.is_platform_admin:
+        await svc.tenants.require_exists(scoped)
     flt = build_filter(
         scoped,
         occurred_after=occurred_after,

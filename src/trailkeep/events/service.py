@@ -50,6 +50,16 @@ def parse_event(body: bytes) -> EventIn:
         raise ValidationFailed("event failed validation", details=pydantic_problems(exc)) from None
 
 
+def _located(exc: TrailkeepError, index: int) -> TrailkeepError:
+    """Prefix the field locations of an item's problems with its place in the batch."""
+    if isinstance(exc.details, list):
+        exc.details = [
+            {**p, "loc": ["events", index, *p["loc"]]} if isinstance(p, dict) and "loc" in p else p
+            for p in exc.details
+        ]
+    return exc
+
+
 @dataclass(slots=True)
 class ItemOutcome:
     """One batch item: a stored result, or the error that rejected it."""
@@ -154,7 +164,7 @@ class EventService:
                 drafts.append(await self._prepare(item, principal, received))
                 draft_owner.append(outcome)
             except TrailkeepError as exc:
-                outcome.error = exc
+                outcome.error = _located(exc, outcome.index)
         if drafts:
             results = await self._store.append_events(drafts)
             for owner, result in zip(draft_owner, results, strict=True):

@@ -10,12 +10,13 @@ from trailkeep.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 async def read_body(request: Request, cap: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise BadRequest("invalid Content-Length header")
         if int(declared) > cap:
             raise PayloadTooLarge(f"request body is larger than {cap} bytes")
     content_type = request.headers.get("content-type", "application/json")
-    if "json" not in content_type:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(f"Content-Type must be application/json, not {content_type!r}")
     chunks: list[bytes] = []
     size = 0
