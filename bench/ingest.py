@@ -24,7 +24,7 @@ answers and connection errors are counted (they must be 0), and the events store
 counted in SQLite before and after each phase: they must equal the events acknowledged.
 The exit status is 1 when a check fails.
 
-Run it (full scale, takes a few minutes; the preload needs ~2 GB of disk):
+Run it (full scale, takes a few minutes; ~1.2 KB of disk per event, ~1.5 GB in all):
 
     .venv/bin/python bench/ingest.py
     .venv/bin/python bench/ingest.py --json --out bench/results/ingest.json

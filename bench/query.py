@@ -19,7 +19,8 @@ their saved cursors --deep-repeats (5) times, and only those requests make the d
 p50/p95/p99. Every page is checked: every row matches the filter and belongs to the
 tenant, rows are newest first, and no row repeats along a walk.
 
-Building 1.9M rows takes a while (progress is printed), so keep the database:
+Building 1.9M rows takes a few minutes (progress is printed) and ~2.3 GB, so keep the
+database:
 
     .venv/bin/python bench/query.py --db bench/results/query.db           # builds, then runs
     .venv/bin/python bench/query.py --db bench/results/query.db           # reuses it

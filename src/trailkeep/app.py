@@ -20,6 +20,7 @@ from trailkeep.events.cursor import CursorCodec
 from trailkeep.events.schema import BatchIn, EventIn
 from trailkeep.events.service import EventService
 from trailkeep.http import bench, errors, health
+from trailkeep.http.fastlane import Endpoint, FastLane
 from trailkeep.http.middleware import RequestContext
 from trailkeep.services import Services
 from trailkeep.store.base import Store
@@ -111,5 +112,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if settings.bench_endpoints:
         app.include_router(bench.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    fast: dict[tuple[str, str], Endpoint] = {
+        ("POST", "/v1/events"): event_routes.post_event,
+        ("POST", "/v1/events/batch"): event_routes.post_batch,
+    }
+    if settings.bench_endpoints:
+        fast[("POST", "/v1/_bench/validate")] = bench.validate_only
+    # Added first, so it runs inside RequestContext (request ids, access log, 500s).
+    app.add_middleware(FastLane, services=services, endpoints=fast)
     app.add_middleware(RequestContext, access_log=settings.access_log)
     return app

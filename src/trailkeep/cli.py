@@ -103,6 +103,8 @@ def serve(
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=10,
+        # Trailkeep does not use the client address; skip parsing X-Forwarded-*.
+        proxy_headers=False,
     )
 
 

@@ -22,6 +22,6 @@ class Services:
     events: EventService
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found

@@ -1,8 +1,14 @@
-"""Turning a validated ``EventIn`` into the stored form (an ``EventDraft``)."""
+"""Turning a validated ``EventIn`` into the stored form (an ``EventDraft``).
+
+This runs for every ingested event, so it reads model attributes directly instead of
+calling ``model_dump`` and serializes the document once.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel
 
 from trailkeep.config import Limits
 from trailkeep.events.limits import Problem
@@ -15,15 +21,18 @@ from trailkeep.store.models import EventDraft
 
 _YEAR_US = 365 * 86_400 * 1_000_000
 _EPOCH_YEAR = 1970
+# Room for the server-assigned fields added after the size check: "seq", and the id,
+# tenant and timestamps when the client did not send them.
+_SERVER_FIELDS_BYTES = 256
 
 
 class EventTooLarge(ValueError):
     pass
 
 
-def _prune(value: dict[str, Any]) -> dict[str, Any]:
-    """Drop absent optional fields so the stored form carries only what was said."""
-    return {k: v for k, v in value.items() if v is not None}
+def _fields(model: BaseModel) -> dict[str, Any]:
+    """The fields that were given (not None) of a flat model, without model_dump's cost."""
+    return {k: v for k, v in model.__dict__.items() if v is not None}
 
 
 def check_occurred(occurred_us: int, received_us: int, limits: Limits) -> Problem | None:
@@ -43,40 +52,62 @@ def check_occurred(occurred_us: int, received_us: int, limits: Limits) -> Proble
     return None
 
 
-def to_draft(event: EventIn, tenant_id: str, received_us: int, limits: Limits) -> EventDraft:
-    """Build the stored document. Raises EventTooLarge beyond ``max_event_bytes``."""
-    # The request fingerprint covers exactly what the client said (defaults excluded), so
-    # a retry of the same body matches even though occurred_at defaulted to "now".
-    request = event.model_dump(mode="json", exclude_none=True, exclude={"tenant_id"})
-    request_hash = digest16(dumps_sorted(request))
-
-    occurred_us = to_us(event.occurred_at) if event.occurred_at is not None else received_us
-    targets = [_prune(t.model_dump()) for t in event.targets]
+def _client_document(event: EventIn) -> dict[str, Any]:
+    """What the client said, normalised; the server adds its fields afterwards."""
+    targets = [_fields(t) for t in event.targets]
     if event.resource_type is not None and event.resource_id is not None:
         targets.append({"type": event.resource_type, "id": event.resource_id})
-    event_id = event.id if event.id is not None else uuid7()
     doc: dict[str, Any] = {
-        "id": event_id,
-        "tenant_id": tenant_id,
-        "occurred_at": format_us(occurred_us),
-        "received_at": format_us(received_us),
         "action": event.action,
-        "actor": _prune(event.actor.model_dump()),
+        "actor": _fields(event.actor),
         "targets": targets,
         "outcome": event.outcome,
         "severity": event.severity,
     }
+    if event.id is not None:
+        doc["id"] = event.id
+    if event.occurred_at is not None:
+        doc["occurred_at"] = format_us(to_us(event.occurred_at))
     if event.message is not None:
         doc["message"] = event.message
     if event.context is not None:
-        doc["context"] = _prune(event.context.model_dump())
+        doc["context"] = _fields(event.context)
     if event.changes is not None:
-        doc["changes"] = _prune(event.changes.model_dump())
+        doc["changes"] = _fields(event.changes)
     if event.metadata is not None:
         doc["metadata"] = event.metadata
-    size = len(dumps_sorted(doc))
-    if size > limits.max_event_bytes:
-        raise EventTooLarge(f"event is {size} bytes; the limit is {limits.max_event_bytes}")
+    return doc
+
+
+def to_draft(
+    event: EventIn,
+    tenant_id: str,
+    received_us: int,
+    limits: Limits,
+    received_text: str | None = None,
+) -> EventDraft:
+    """Build the stored document. Raises EventTooLarge beyond ``max_event_bytes``.
+
+    ``received_text`` is ``format_us(received_us)``, passed in when a whole batch
+    shares one receipt time.
+    """
+    doc = _client_document(event)
+    client_bytes = dumps_sorted(doc)
+    # The fingerprint covers exactly what the client said (normalised: severity aliases,
+    # UTC times), so a retry of the same body matches even when occurred_at defaulted.
+    request_hash = digest16(client_bytes)
+    if len(client_bytes) + _SERVER_FIELDS_BYTES > limits.max_event_bytes:
+        raise EventTooLarge(
+            f"event is {len(client_bytes)} bytes; the limit is {limits.max_event_bytes}"
+        )
+    occurred_us = to_us(event.occurred_at) if event.occurred_at is not None else received_us
+    received = received_text if received_text is not None else format_us(received_us)
+    event_id = event.id if event.id is not None else uuid7()
+    doc["id"] = event_id
+    doc["tenant_id"] = tenant_id
+    doc["received_at"] = received
+    if event.occurred_at is None:
+        doc["occurred_at"] = received
     return EventDraft(
         tenant_id=tenant_id,
         id=event_id,
@@ -90,5 +121,5 @@ def to_draft(event: EventIn, tenant_id: str, received_us: int, limits: Limits) -
         outcome=event.outcome,
         request_hash=request_hash,
         doc=doc,
-        targets=list(dict.fromkeys((t["type"], t["id"]) for t in targets)),
+        targets=list(dict.fromkeys((t["type"], t["id"]) for t in doc["targets"])),
     )

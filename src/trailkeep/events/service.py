@@ -22,7 +22,7 @@ from trailkeep.events.cursor import CursorCodec
 from trailkeep.events.limits import Problem, check_limits
 from trailkeep.events.normalize import EventTooLarge, check_occurred, to_draft
 from trailkeep.events.schema import BatchIn, EventIn
-from trailkeep.kit.timeutil import now_us, to_us
+from trailkeep.kit.timeutil import format_us, now_us, to_us
 from trailkeep.store.base import Store
 from trailkeep.store.models import AppendResult, EventDraft, EventFilter, EventRow, PageKey
 from trailkeep.tenants.service import TenantService
@@ -85,9 +85,15 @@ class EventService:
         self._cursors = cursors
 
     # -- ingest --------------------------------------------------------------------
-    async def _prepare(self, event: EventIn, principal: Principal, received: int) -> EventDraft:
+    async def _tenant_for(self, event: EventIn, principal: Principal, known: set[str]) -> str:
         tenant_id = principal.scope(Permission.INGEST, event.tenant_id)
-        await self._tenants.require_exists(tenant_id)
+        if tenant_id not in known:
+            await self._tenants.require_exists(tenant_id)
+            known.add(tenant_id)
+        return tenant_id
+
+    def validate(self, event: EventIn, received: int) -> None:
+        """The configurable limits and time range; raises ValidationFailed naming fields."""
         problems = check_limits(event, self._limits)
         if event.occurred_at is not None:
             problem = check_occurred(to_us(event.occurred_at), received, self._limits)
@@ -95,13 +101,31 @@ class EventService:
                 problems.append(problem)
         if problems:
             raise ValidationFailed("event failed validation", details=problems)
+
+    async def _prepare(
+        self,
+        event: EventIn,
+        principal: Principal,
+        received: int,
+        received_text: str,
+        known_tenants: set[str],
+    ) -> EventDraft:
+        tenant_id = await self._tenant_for(event, principal, known_tenants)
+        self.validate(event, received)
         try:
-            return to_draft(event, tenant_id, received, self._limits)
+            return to_draft(event, tenant_id, received, self._limits, received_text)
         except EventTooLarge as exc:
             raise PayloadTooLarge(str(exc), details={"field": "event"}) from None
 
+    async def check_only(self, event: EventIn, principal: Principal) -> None:
+        """Ingest's checks (tenant, schema limits, time range) and nothing else: the
+        do-nothing baseline of bench/ingest.py. No normalisation, no id, no write."""
+        await self._tenant_for(event, principal, set())
+        self.validate(event, now_us())
+
     async def ingest_one(self, event: EventIn, principal: Principal) -> AppendResult:
-        draft = await self._prepare(event, principal, now_us())
+        received = now_us()
+        draft = await self._prepare(event, principal, received, format_us(received), set())
         (result,) = await self._store.append_events([draft])
         if result.status == "conflict":
             raise IdempotencyConflict(
@@ -153,6 +177,8 @@ class EventService:
         self, items: list[EventIn | TrailkeepError], principal: Principal
     ) -> list[ItemOutcome]:
         received = now_us()
+        received_text = format_us(received)
+        known_tenants: set[str] = set()
         outcomes = [ItemOutcome(index) for index in range(len(items))]
         drafts: list[EventDraft] = []
         draft_owner: list[ItemOutcome] = []
@@ -161,7 +187,10 @@ class EventService:
                 outcome.error = item
                 continue
             try:
-                drafts.append(await self._prepare(item, principal, received))
+                draft = await self._prepare(
+                    item, principal, received, received_text, known_tenants
+                )
+                drafts.append(draft)
                 draft_owner.append(outcome)
             except TrailkeepError as exc:
                 outcome.error = _located(exc, outcome.index)

@@ -1,7 +1,8 @@
 """A do-nothing ingest endpoint for bench/ingest.py (enabled by TRAILKEEP_BENCH_ENDPOINTS).
 
-It authenticates, reads and validates the body exactly like POST /v1/events, then stores
-nothing: the same stack minus the write path, the baseline of the single-event benchmark.
+It authenticates, reads the body, parses it and runs ingest's checks (tenant, limits,
+time range) exactly like POST /v1/events, then stops: no normalisation, no id, no write.
+It is the "do-nothing" baseline of the single-event benchmark, on the same stack.
 """
 
 from __future__ import annotations
@@ -25,4 +26,5 @@ async def validate_only(
     principal.require(Permission.INGEST)
     body = await read_body(request, svc.settings.limits.max_event_bytes)
     event = parse_event(body)
+    await svc.events.check_only(event, principal)
     return json_response({"action": event.action}, 201)

@@ -10,7 +10,8 @@ from trailkeep.auth.principal import Principal
 from trailkeep.services import Services, services
 
 
-def _token(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The credential of a request: ``Authorization: Bearer X`` or ``X-API-Key: X``."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
@@ -21,7 +22,7 @@ def _token(request: Request) -> str | None:
 
 
 async def principal(request: Request, svc: Annotated[Services, Depends(services)]) -> Principal:
-    return await svc.auth.authenticate(_token(request))
+    return await svc.auth.authenticate(bearer_token(request))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trailkeep.http.responses import error_response
+from trailkeep.kit.ids import request_id as new_request_id
 from trailkeep.logs import request_id_var
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -34,7 +34,7 @@ class RequestContext:
                     request_id = candidate
                 break
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
         token = request_id_var.set(request_id)
         header = (b"x-request-id", request_id.encode())
         status = 500
