@@ -43,11 +43,10 @@ from trailkeep.kit.hashing import digest16
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.kit.timeutil import format_us
 from trailkeep.store.sqlite.connection import ensure_schema, open_connection
-from trailkeep.store.sqlite.event_writes import _INSERT_EVENT, _INSERT_TARGET
 
-# The service's own statements, so the preloaded rows are exactly what it would write.
-INSERT_EVENT: str = _INSERT_EVENT
-INSERT_TARGET: str = _INSERT_TARGET
+# The service's own insert code, so preloaded rows are exactly what it would write.
+from trailkeep.store.sqlite.event_writes import insert_stored_rows
+
 HOST = "127.0.0.1"
 T = TypeVar("T")
 EventRowT = tuple[Any, ...]
@@ -958,8 +957,7 @@ def bulk_load(db_path: Path, plan: LoadPlan, factory: EventFactory, label: str) 
         seqs = next_seqs(conn, plan.counts)
         for events, targets in generate_rows(plan, factory, seqs, chunk=20_000):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(INSERT_EVENT, events)
-            conn.executemany(INSERT_TARGET, targets)
+            insert_stored_rows(conn, events, targets)
             conn.execute("COMMIT")
             done += len(events)
             now = time.perf_counter()

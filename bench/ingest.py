@@ -14,8 +14,9 @@ HTTP/1.1 keep-alive client (uvloop; one connection per virtual client). Phases:
              the same run POST /v1/_bench/validate with the same bodies (auth + read +
              validate, stores nothing): events/s, requests/s and their ratio.
   raw        with the server stopped, on the same (preloaded) database file after the
-             service phases: executemany of pre-built rows in transactions of 100 rows
-             (one per client batch) and of 1,000 rows, synchronous=FULL + WAL through the
+             service phases: pre-built rows through the service's own INSERT code, in
+             transactions of 100 rows (one per client batch) and of 1,000 rows,
+             synchronous=FULL + WAL through the
              service's own open_connection: rows/s, and the service's batch rate as a
              ratio to both.
 
@@ -47,8 +48,6 @@ from rich.console import Console
 from rich.table import Table
 
 from common import (
-    INSERT_EVENT,
-    INSERT_TARGET,
     EventFactory,
     LoadPlan,
     LoadSpec,
@@ -76,6 +75,7 @@ from common import (
 )
 from trailkeep.kit.timeutil import now_us
 from trailkeep.store.sqlite.connection import open_connection
+from trailkeep.store.sqlite.event_writes import insert_stored_rows
 
 PHASES = ("empty", "preloaded", "single", "raw")
 ALIASES = {"batch": ("empty", "preloaded"), "all": PHASES}
@@ -391,9 +391,7 @@ def insert_transactions(db: Path, txns: list[Txn], limit_s: float) -> dict[str, 
         for events, targets in txns:
             t0 = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(INSERT_EVENT, events)
-            if targets:
-                conn.executemany(INSERT_TARGET, targets)
+            insert_stored_rows(conn, events, targets)
             conn.execute("COMMIT")
             done = time.perf_counter()
             latencies.append(done - t0)

@@ -131,8 +131,13 @@ def world(settings: Settings) -> Iterator[World]:
         for i in range(5):
             r = w.post(
                 "globex",
-                event("secret.read", f"g{i}", id=f"globex-{i}", message=GLOBEX_SECRET,
-                      targets=[{"type": "document", "id": "shared-doc"}]),
+                event(
+                    "secret.read",
+                    f"g{i}",
+                    id=f"globex-{i}",
+                    message=GLOBEX_SECRET,
+                    targets=[{"type": "document", "id": "shared-doc"}],
+                ),
             )
             assert r.status_code == 201, r.text
             w.globex_ids.append(f"globex-{i}")

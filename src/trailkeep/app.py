@@ -17,7 +17,7 @@ from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.events import routes as event_routes
 from trailkeep.events.cursor import CursorCodec
-from trailkeep.events.schema import BatchIn, EventIn
+from trailkeep.events.schema import json_schemas as event_json_schemas
 from trailkeep.events.service import EventService
 from trailkeep.http import bench, errors, health
 from trailkeep.http.fastlane import Endpoint, FastLane
@@ -55,10 +55,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (EventIn, BatchIn):
-        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(model_schema.pop("$defs", {}))
-        components[model.__name__] = model_schema
+    components.update(event_json_schemas())
     app.openapi_schema = schema
     return schema
 
@@ -102,6 +99,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # FastAPI's OpenTelemetry hooks probe the environment on every request; off until
+        # the service exports telemetry of its own.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
     errors.install(app)

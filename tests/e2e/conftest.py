@@ -23,7 +23,16 @@ def seeded(tmp_path: Path) -> dict[str, Any]:
     for tenant in ("a", "b"):
         cli("tenant", "create", tenant, "--data-dir", str(tmp_path), "--json")
         for role in ("writer", "reader"):
-            key = cli("key", "create", "--role", role, "--tenant", tenant,
-                      "--data-dir", str(tmp_path), "--json")
+            key = cli(
+                "key",
+                "create",
+                "--role",
+                role,
+                "--tenant",
+                tenant,
+                "--data-dir",
+                str(tmp_path),
+                "--json",
+            )
             out[f"{tenant}_{role}"] = key["token"]
     return out

@@ -13,8 +13,16 @@ from tests.e2e.server import Server, cli
 
 @pytest.mark.parametrize(
     "args",
-    [(), ("serve",), ("init",), ("tenant", "create"), ("tenant", "list"), ("key", "create"),
-     ("key", "list"), ("key", "revoke")],
+    [
+        (),
+        ("serve",),
+        ("init",),
+        ("tenant", "create"),
+        ("tenant", "list"),
+        ("key", "create"),
+        ("key", "list"),
+        ("key", "revoke"),
+    ],
 )
 def test_every_command_has_help(args: tuple[str, ...]) -> None:
     proc = cli(*args, "--help")
@@ -37,8 +45,9 @@ def test_init_is_idempotent_and_demo_keys_work(tmp_path: Path) -> None:
 def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
     d = ("--data-dir", str(tmp_path))
     cli("init", *d)
-    created = cli("tenant", "create", "acme", "--name", "Acme Inc", "--retention-days", "30",
-                  *d, "--json")
+    created = cli(
+        "tenant", "create", "acme", "--name", "Acme Inc", "--retention-days", "30", *d, "--json"
+    )
     assert created["id"] == "acme" and created["retention_days"] == 30
     dup = cli("tenant", "create", "acme", *d, check=False)
     assert dup.returncode == 1 and "already exists" in dup.stderr
@@ -67,21 +76,34 @@ def test_keys_made_by_the_cli_work_against_a_running_server(
     server: Server, seeded: dict[str, str]
 ) -> None:
     server.start()
-    r = httpx.post(f"{server.url}/v1/events", json={"action": "a.b", "actor": {"id": "u"}},
-                   headers={"Authorization": f"Bearer {seeded['a_writer']}"})
+    r = httpx.post(
+        f"{server.url}/v1/events",
+        json={"action": "a.b", "actor": {"id": "u"}},
+        headers={"Authorization": f"Bearer {seeded['a_writer']}"},
+    )
     assert r.status_code == 201
     key_id = seeded["a_writer"].split("_")[1]
     cli("key", "revoke", key_id, "--data-dir", str(server.data_dir))
     # The server caches key lookups for TRAILKEEP_AUTH_CACHE_SECONDS (2 s by default).
     time.sleep(2.2)
-    r = httpx.post(f"{server.url}/v1/events", json={"action": "a.b", "actor": {"id": "u"}},
-                   headers={"Authorization": f"Bearer {seeded['a_writer']}"})
+    r = httpx.post(
+        f"{server.url}/v1/events",
+        json={"action": "a.b", "actor": {"id": "u"}},
+        headers={"Authorization": f"Bearer {seeded['a_writer']}"},
+    )
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
 
 
 def test_production_refuses_default_secret(server: Server) -> None:
-    proc = cli("serve", "--data-dir", str(server.data_dir), "--port", str(server.port),
-               env={"TRAILKEEP_ENV": "production"}, check=False)
+    proc = cli(
+        "serve",
+        "--data-dir",
+        str(server.data_dir),
+        "--port",
+        str(server.port),
+        env={"TRAILKEEP_ENV": "production"},
+        check=False,
+    )
     assert proc.returncode != 0
     assert "TRAILKEEP_SECRET_KEY" in proc.stderr
     ok = {"TRAILKEEP_ENV": "production", "TRAILKEEP_SECRET_KEY": "x" * 40}

@@ -22,15 +22,19 @@ def _writer(
     with httpx.Client(base_url=url, headers=headers, timeout=5) as http:
         while not stop.is_set():
             ids = [f"c{client_no}-{n + i}" for i in range(10 if batch else 1)]
-            events = [{"id": i, "action": "load.test", "actor": {"id": f"c{client_no}"}}
-                      for i in ids]
+            events = [
+                {"id": i, "action": "load.test", "actor": {"id": f"c{client_no}"}} for i in ids
+            ]
             n += len(ids)
             try:
                 if batch:
                     r = http.post("/v1/events/batch", json={"events": events})
                     if r.status_code == 200:
-                        acked += [it["id"] for it in r.json()["results"]
-                                  if it["status"] in ("created", "duplicate")]
+                        acked += [
+                            it["id"]
+                            for it in r.json()["results"]
+                            if it["status"] in ("created", "duplicate")
+                        ]
                 else:
                     r = http.post("/v1/events", json=events[0])
                     if r.status_code in (200, 201):
@@ -66,8 +70,14 @@ def test_sigkill_loses_no_acknowledged_event(
         tenant = "a" if client_no % 2 == 0 else "b"
         t = threading.Thread(
             target=_writer,
-            args=(server.url, seeded[f"{tenant}_writer"], client_no, acked[tenant], stop,
-                  client_no % 4 < 2),
+            args=(
+                server.url,
+                seeded[f"{tenant}_writer"],
+                client_no,
+                acked[tenant],
+                stop,
+                client_no % 4 < 2,
+            ),
             daemon=True,
         )
         threads.append(t)

@@ -102,8 +102,9 @@ def test_batch_limits(world: World) -> None:
     big = {"events": [event(message="x" * 8000) for _ in range(700)]}  # > 5 MiB
     r = world.client.post("/v1/events/batch", json=big, headers=world.h("acme", "writer"))
     assert r.status_code == 413
-    r = world.client.post("/v1/events/batch", json={"events": []},
-                          headers=world.h("acme", "writer"))
+    r = world.client.post(
+        "/v1/events/batch", json={"events": []}, headers=world.h("acme", "writer")
+    )
     assert r.status_code == 422
     assert world.all_events("acme") == []
 

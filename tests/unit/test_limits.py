@@ -1,4 +1,4 @@
-"""check_limits: the configurable caps, each reported with the field it concerns."""
+"""check_event: the configurable caps, each reported with the field it concerns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from trailkeep.config import Limits
-from trailkeep.events.limits import MAX_SAFE_INTEGER, check_limits
+from trailkeep.events.checks import MAX_SAFE_INTEGER, check_event
+from trailkeep.events.parsing import event_from_object
 from trailkeep.events.schema import EventIn
 
 LIMITS = Limits(
@@ -29,11 +30,11 @@ LIMITS = Limits(
 def ev(**extra: Any) -> EventIn:
     body: dict[str, Any] = {"action": "a.b", "actor": {"id": "u1"}}
     body.update(extra)
-    return EventIn.model_validate(body)
+    return event_from_object(body)
 
 
 def locs(event: EventIn, limits: Limits = LIMITS) -> list[list[Any]]:
-    problems = check_limits(event, limits)
+    problems = check_event(event, limits)
     for problem in problems:
         assert set(problem) == {"loc", "msg", "type"}
         assert isinstance(problem["msg"], str) and problem["msg"]
@@ -56,7 +57,7 @@ def test_a_modest_event_passes() -> None:
         metadata={"plan": "pro", "n": 3, "tags": ["a", "b"]},
         changes={"before": {"t": 1}, "after": {"t": 2}},
     )
-    assert check_limits(event, LIMITS) == []
+    assert check_event(event, LIMITS) == []
 
 
 def test_the_configured_limits_are_the_ones_applied() -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+import msgspec
 
 from trailkeep.config import Limits
-from trailkeep.events.limits import Problem
+from trailkeep.events.checks import Problem
 from trailkeep.events.schema import SEVERITY_RANK, EventIn
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.ids import uuid7
@@ -30,9 +30,13 @@ class EventTooLarge(ValueError):
     pass
 
 
-def _fields(model: BaseModel) -> dict[str, Any]:
-    """The fields that were given (not None) of a flat model, without model_dump's cost."""
-    return {k: v for k, v in model.__dict__.items() if v is not None}
+def _fields(struct: msgspec.Struct) -> dict[str, Any]:
+    """The fields that were given (not None) of a flat struct."""
+    return {
+        name: value
+        for name in struct.__struct_fields__
+        if (value := getattr(struct, name)) is not None
+    }
 
 
 def check_occurred(occurred_us: int, received_us: int, limits: Limits) -> Problem | None:

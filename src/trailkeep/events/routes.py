@@ -11,8 +11,9 @@ from starlette.responses import Response
 from trailkeep.auth.principal import Permission
 from trailkeep.errors import BadRequest
 from trailkeep.events.docs_models import BatchResult, ErrorBody, EventPage, StoredEvent
-from trailkeep.events.schema import SEVERITY_RANK, normalize_severity
-from trailkeep.events.service import ItemOutcome, parse_event
+from trailkeep.events.parsing import parse_event
+from trailkeep.events.schema import SEVERITY_ALIASES, SEVERITY_RANK
+from trailkeep.events.service import ItemOutcome
 from trailkeep.http.body import read_body
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.responses import JSONBytes, json_response
@@ -168,7 +169,8 @@ def build_filter(
             exact = action
     min_severity = None
     if severity is not None:
-        name = normalize_severity(severity)
+        name = severity.strip().upper()
+        name = SEVERITY_ALIASES.get(name, name)
         if name not in SEVERITY_RANK:
             raise BadRequest(
                 f"unknown severity {severity!r}; one of {', '.join(SEVERITY_RANK)}"

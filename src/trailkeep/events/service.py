@@ -3,51 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
-from pydantic_core import from_json
 
 from trailkeep.auth.principal import Permission, Principal
 from trailkeep.config import Limits
 from trailkeep.errors import (
-    BadRequest,
     IdempotencyConflict,
     NotFound,
     PayloadTooLarge,
     TrailkeepError,
     ValidationFailed,
 )
+from trailkeep.events.checks import check_event
 from trailkeep.events.cursor import CursorCodec
-from trailkeep.events.limits import Problem, check_limits
 from trailkeep.events.normalize import EventTooLarge, check_occurred, to_draft
-from trailkeep.events.schema import BatchIn, EventIn
+from trailkeep.events.parsing import parse_batch
+from trailkeep.events.schema import EventIn
 from trailkeep.kit.timeutil import format_us, now_us, to_us
 from trailkeep.store.base import Store
 from trailkeep.store.models import AppendResult, EventDraft, EventFilter, EventRow, PageKey
 from trailkeep.tenants.service import TenantService
-
-
-def pydantic_problems(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[Problem]:
-    return [
-        {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-
-
-def _is_json_syntax(exc: ValidationError) -> bool:
-    return any(err["type"] == "json_invalid" for err in exc.errors(include_url=False))
-
-
-def parse_event(body: bytes) -> EventIn:
-    try:
-        return EventIn.model_validate_json(body)
-    except ValidationError as exc:
-        if _is_json_syntax(exc):
-            raise BadRequest(
-                "request body is not valid JSON", details=pydantic_problems(exc)
-            ) from None
-        raise ValidationFailed("event failed validation", details=pydantic_problems(exc)) from None
 
 
 def _located(exc: TrailkeepError, index: int) -> TrailkeepError:
@@ -94,7 +68,7 @@ class EventService:
 
     def validate(self, event: EventIn, received: int) -> None:
         """The configurable limits and time range; raises ValidationFailed naming fields."""
-        problems = check_limits(event, self._limits)
+        problems = check_event(event, self._limits)
         if event.occurred_at is not None:
             problem = check_occurred(to_us(event.occurred_at), received, self._limits)
             if problem is not None:
@@ -135,43 +109,7 @@ class EventService:
         return result
 
     def parse_batch(self, body: bytes) -> list[EventIn | TrailkeepError]:
-        """Validate a batch envelope; each item is an event or the error that rejects it."""
-        cap = self._limits.max_batch_events
-        try:
-            batch = BatchIn.model_validate_json(body)
-        except ValidationError as exc:
-            if _is_json_syntax(exc):
-                raise BadRequest("request body is not valid JSON", pydantic_problems(exc)) from None
-            return self._parse_items(body, cap)
-        if len(batch.events) > cap:
-            raise PayloadTooLarge(f"a batch holds at most {cap} events", {"field": "events"})
-        return list(batch.events)
-
-    def _parse_items(self, body: bytes, cap: int) -> list[EventIn | TrailkeepError]:
-        # The same parser as the fast path (pydantic's), so an item's verdict never depends
-        # on whether a neighbour was invalid.
-        envelope = from_json(body, allow_inf_nan=True)
-        if not isinstance(envelope, dict) or set(envelope) != {"events"}:
-            raise ValidationFailed(
-                "batch body must be an object with exactly one field, 'events'",
-                details=[{"loc": ["events"], "msg": "required", "type": "missing"}],
-            )
-        items = envelope["events"]
-        if not isinstance(items, list) or not items:
-            raise ValidationFailed(
-                "'events' must be a non-empty list",
-                details=[{"loc": ["events"], "msg": "must be a non-empty list", "type": "list"}],
-            )
-        if len(items) > cap:
-            raise PayloadTooLarge(f"a batch holds at most {cap} events", {"field": "events"})
-        parsed: list[EventIn | TrailkeepError] = []
-        for index, item in enumerate(items):
-            try:
-                parsed.append(EventIn.model_validate(item))
-            except ValidationError as exc:
-                problems = pydantic_problems(exc, ("events", index))
-                parsed.append(ValidationFailed("event failed validation", details=problems))
-        return parsed
+        return parse_batch(body, self._limits.max_batch_events)
 
     async def ingest_batch(
         self, items: list[EventIn | TrailkeepError], principal: Principal
@@ -187,9 +125,7 @@ class EventService:
                 outcome.error = item
                 continue
             try:
-                draft = await self._prepare(
-                    item, principal, received, received_text, known_tenants
-                )
+                draft = await self._prepare(item, principal, received, received_text, known_tenants)
                 drafts.append(draft)
                 draft_owner.append(outcome)
             except TrailkeepError as exc:

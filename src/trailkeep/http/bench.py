@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
-from trailkeep.events.service import parse_event
+from trailkeep.events.parsing import parse_event
 from trailkeep.http.body import read_body
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.responses import json_response

@@ -123,8 +123,9 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[AppendResult]] = loop.create_future()
         self._queue.put(_AppendJob(drafts, loop, future))
-        # Shielded: a client that disconnects must not cancel a write in flight.
-        return await asyncio.shield(future)
+        # If the awaiting request is cancelled (client gone), the write still happens:
+        # the job is queued, and _settle skips futures that are already done.
+        return await future
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the writer thread inside its own transaction."""
@@ -133,7 +134,7 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_CallJob(fn, loop, future))
-        return await asyncio.shield(future)
+        return await future
 
     # -- the thread ----------------------------------------------------------------
     def _run(self) -> None:

@@ -1,4 +1,10 @@
-"""Configurable limits, checked after the schema has parsed an event.
+"""Checks run on every decoded event: the rules the schema cannot express, and the
+configurable limits.
+
+Rules: text without NUL characters or unpaired surrogates, a valid IP address, a known
+severity (aliases normalised in place), an actor id unless anonymous, resource_type and
+resource_id together, free JSON (metadata, changes) bounded in depth, keys and size,
+finite numbers, integers within ±(2**53-1).
 
 Each violation is reported as ``{"loc": [...], "msg": ..., "type": ...}`` naming the
 field, the same shape as schema errors, so clients see one error format.
@@ -7,10 +13,11 @@ field, the same shape as schema errors, so clients see one error format.
 from __future__ import annotations
 
 import math
+from ipaddress import ip_address
 from typing import Any
 
 from trailkeep.config import Limits
-from trailkeep.events.schema import EventIn
+from trailkeep.events.schema import SEVERITY_ALIASES, SEVERITY_RANK, EventIn
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.kit.text import check_text
 
@@ -81,8 +88,16 @@ class _JsonWalker:
 
 
 def _length(problems: list[Problem], loc: list[Any], value: str | None, cap: int) -> None:
-    if value is not None and len(value) > cap:
+    """Length cap and text rules of one string field."""
+    if value is None:
+        return
+    if len(value) > cap:
         problems.append(_problem(loc, f"longer than {cap} characters"))
+        return
+    try:
+        check_text(value)
+    except ValueError as exc:
+        problems.append(_problem(loc, str(exc), "value_error"))
 
 
 def _free_json(
@@ -97,25 +112,70 @@ def _free_json(
         problems.append(_problem(loc, f"larger than {cap_bytes} bytes as JSON"))
 
 
-def check_limits(event: EventIn, limits: Limits) -> list[Problem]:
+def _check_semantics(event: EventIn, problems: list[Problem]) -> None:
+    severity = event.severity.strip().upper()
+    severity = SEVERITY_ALIASES.get(severity, severity)
+    if severity in SEVERITY_RANK:
+        event.severity = severity
+    else:
+        problems.append(
+            _problem(
+                ["severity"],
+                f"unknown severity {event.severity!r}; one of {', '.join(SEVERITY_RANK)}"
+                " (or LOW, MEDIUM, HIGH)",
+                "enum",
+            )
+        )
+    if event.actor.id is None and event.actor.type != "anonymous":
+        problems.append(
+            _problem(["actor", "id"], "required unless actor.type is 'anonymous'", "missing")
+        )
+    if (event.resource_type is None) != (event.resource_id is None):
+        problems.append(
+            _problem(
+                ["resource_id" if event.resource_id is None else "resource_type"],
+                "resource_type and resource_id must be given together",
+                "missing",
+            )
+        )
+    context = event.context
+    if context is not None and context.ip_address is not None:
+        try:
+            context.ip_address = str(ip_address(context.ip_address))
+        except ValueError:
+            problems.append(
+                _problem(
+                    ["context", "ip_address"], "must be an IPv4 or IPv6 address", "value_error"
+                )
+            )
+
+
+def check_event(event: EventIn, limits: Limits) -> list[Problem]:
+    """Every problem of a decoded event; normalises severity and IP address in place."""
     problems: list[Problem] = []
+    _check_semantics(event, problems)
     name_cap = limits.max_name_length
     _length(problems, ["id"], event.id, limits.max_id_length)
     _length(problems, ["action"], event.action, limits.max_action_length)
     _length(problems, ["message"], event.message, limits.max_message_length)
     actor = event.actor
-    for field in ("id", "name", "email"):
-        _length(problems, ["actor", field], getattr(actor, field), name_cap)
+    _length(problems, ["actor", "id"], actor.id, name_cap)
+    _length(problems, ["actor", "name"], actor.name, name_cap)
+    _length(problems, ["actor", "email"], actor.email, name_cap)
     if len(event.targets) > limits.max_targets:
         problems.append(_problem(["targets"], f"more than {limits.max_targets} targets"))
     for index, target in enumerate(event.targets[: limits.max_targets]):
-        for field in ("type", "id", "name"):
-            _length(problems, ["targets", index, field], getattr(target, field), name_cap)
+        _length(problems, ["targets", index, "type"], target.type, name_cap)
+        _length(problems, ["targets", index, "id"], target.id, name_cap)
+        _length(problems, ["targets", index, "name"], target.name, name_cap)
     _length(problems, ["resource_type"], event.resource_type, name_cap)
     _length(problems, ["resource_id"], event.resource_id, name_cap)
-    if event.context is not None:
-        for field in ("request_id", "session_id", "location"):
-            _length(problems, ["context", field], getattr(event.context, field), name_cap)
+    context = event.context
+    if context is not None:
+        _length(problems, ["context", "request_id"], context.request_id, name_cap)
+        _length(problems, ["context", "session_id"], context.session_id, name_cap)
+        _length(problems, ["context", "location"], context.location, name_cap)
+        _length(problems, ["context", "user_agent"], context.user_agent, 1024)
     _free_json(problems, ["metadata"], event.metadata, limits.max_metadata_bytes, limits)
     if event.changes is not None:
         changes = {"before": event.changes.before, "after": event.changes.after}

@@ -1,0 +1,1 @@
+"""Tamper evidence: RFC 6962 Merkle trees, checkpoints and proofs."""
