@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from trailkeep.errors import BadRequest, Forbidden
@@ -39,13 +39,19 @@ class Principal:
     tenant_id: str | None  # None only for platform admins
     roles: frozenset[Role]
     key_id: str | None = None
+    # Derived from roles once: checked for every event of a batch.
+    permissions: frozenset[Permission] = field(init=False)
+
+    def __post_init__(self) -> None:
+        granted = frozenset().union(*(_GRANTS[role] for role in self.roles))
+        object.__setattr__(self, "permissions", granted)
 
     @property
     def is_platform_admin(self) -> bool:
         return Role.ADMIN in self.roles
 
     def can(self, permission: Permission) -> bool:
-        return any(permission in _GRANTS[role] for role in self.roles)
+        return permission in self.permissions
 
     def require(self, permission: Permission) -> None:
         if not self.can(permission):

@@ -79,6 +79,10 @@ events = Table(
     Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
     Index("ix_events_actor", "tenant_id", "actor_id", "occurred_at", "seq"),
     Index("ix_events_outcome", "tenant_id", "outcome", "occurred_at", "seq"),
+    Index("ix_events_severity", "tenant_id", "severity", "occurred_at", "seq"),
+    # Clustered by (tenant_id, seq): one tenant's log is stored in order, and no
+    # separate primary-key index has to be maintained on every insert.
+    sqlite_with_rowid=False,
 )
 
 event_targets = Table(
@@ -89,8 +93,11 @@ event_targets = Table(
     Column("target_type", String(128), nullable=False),
     Column("target_id", String(256), nullable=False),
     Column("occurred_at", BigInteger, nullable=False),
-    PrimaryKeyConstraint("tenant_id", "seq", "target_type", "target_id", name="pk_event_targets"),
-    Index("ix_targets_id", "tenant_id", "target_type", "target_id", "occurred_at", "seq"),
+    # The primary key is the lookup path "events touching this target, newest first";
+    # the one index serves "events touching any target of this type".
+    PrimaryKeyConstraint(
+        "tenant_id", "target_type", "target_id", "occurred_at", "seq", name="pk_event_targets"
+    ),
     Index("ix_targets_type", "tenant_id", "target_type", "occurred_at", "seq"),
     sqlite_with_rowid=False,
 )

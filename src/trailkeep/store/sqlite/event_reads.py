@@ -1,15 +1,26 @@
 """Reading events: by id, and filtered pages in newest-first keyset order.
 
-Every query is led by ``tenant_id`` and walks an index whose trailing columns are
-``(occurred_at, seq)``, so the first page and a page 500 pages deep cost the same.
+Every page query walks one index whose columns are ``(tenant_id, <equality columns>,
+occurred_at, seq)`` backwards, so it reads only the rows it returns (plus those its
+other filters reject), and the first page and a page 500 pages deep cost the same.
+The index is chosen here, explicitly (INDEXED BY), from the most selective filter:
+target > actor > exact action > action prefix > severity > outcome > time alone.
+
+A filter that matches several values of an indexed column (an action prefix, a minimum
+severity) becomes one ordered branch per value, merged: each branch reads at most one
+page of keys from its index, instead of sorting every matching row.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 from trailkeep.store.models import EventFilter, EventRow, PageKey
+
+MAX_BRANCHES = 64  # more distinct values than this: filter rows on the time index
+_SEVERITY_LEVELS = 6
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -24,87 +35,198 @@ def get_event(conn: sqlite3.Connection, tenant_id: str, event_id: str) -> bytes 
     return None if row is None else bytes(row[0])
 
 
-def _event_conditions(flt: EventFilter, alias: str) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
-    if flt.actor_id is not None:
-        where.append(f"{alias}.actor_id = ?")
-        args.append(flt.actor_id)
-    if flt.action is not None:
-        where.append(f"{alias}.action = ?")
-        args.append(flt.action)
-    if flt.action_prefix:
-        where.append(f"{alias}.action >= ? AND {alias}.action < ?")
-        args += [flt.action_prefix, prefix_upper_bound(flt.action_prefix)]
-    if flt.min_severity is not None:
-        where.append(f"{alias}.severity >= ?")
-        args.append(flt.min_severity)
-    if flt.outcome is not None:
-        where.append(f"{alias}.outcome = ?")
-        args.append(flt.outcome)
-    return where, args
+@dataclass
+class _Where:
+    sql: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+
+    def add(self, sql: str, *args: Any) -> None:
+        self.sql.append(sql)
+        self.args.extend(args)
+
+    def extend(self, other: _Where) -> None:
+        self.sql += other.sql
+        self.args += other.args
+
+    def text(self) -> str:
+        return " AND ".join(self.sql)
 
 
-def _order_conditions(
-    flt: EventFilter, after: PageKey | None, alias: str
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = [f"{alias}.tenant_id = ?"]
-    args: list[Any] = [flt.tenant_id]
-    if flt.occurred_from is not None:
-        where.append(f"{alias}.occurred_at >= ?")
-        args.append(flt.occurred_from)
-    if flt.occurred_to is not None:
-        where.append(f"{alias}.occurred_at < ?")
-        args.append(flt.occurred_to)
-    if after is not None:
-        where.append(f"({alias}.occurred_at, {alias}.seq) < (?, ?)")
-        args += [after.occurred_at, after.seq]
-    return where, args
+@dataclass(frozen=True)
+class _Plan:
+    index: str  # index of events to walk, or "targets"
+    column: str | None  # the equality column of that index, if any
+    values: tuple[Any, ...]  # one branch per value (one branch of None: no equality)
+    residual: _Where  # filters checked on each row
 
 
-def _build(flt: EventFilter, after: PageKey | None, limit: int) -> tuple[str, list[Any]]:
-    if flt.target_type is None:
-        where, args = _order_conditions(flt, after, "e")
-        more, more_args = _event_conditions(flt, "e")
-        sql = (
-            "SELECT e.occurred_at, e.seq, e.body FROM events e WHERE "
-            + " AND ".join(where + more)
-            + " ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
+def _distinct_actions(conn: sqlite3.Connection, tenant_id: str, prefix: str) -> list[str] | None:
+    """Distinct actions starting with ``prefix``, by skipping through the action index.
+
+    Each step is one index seek, so this costs O(distinct actions), not O(events).
+    None when there are more than MAX_BRANCHES.
+    """
+    found: list[str] = []
+    low, high, inclusive = prefix, prefix_upper_bound(prefix), True
+    while True:
+        row = conn.execute(
+            "SELECT action FROM events INDEXED BY ix_events_action WHERE tenant_id = ?"
+            f" AND action {'>=' if inclusive else '>'} ? AND action < ?"
+            " ORDER BY action LIMIT 1",
+            (tenant_id, low, high),
+        ).fetchone()
+        if row is None:
+            return found
+        found.append(row[0])
+        if len(found) > MAX_BRANCHES:
+            return None
+        low, inclusive = row[0], False
+
+
+def _plan(conn: sqlite3.Connection, flt: EventFilter) -> _Plan:
+    residual = _Where()
+    if flt.target_type is not None:
+        plan = _Plan("targets", None, (None,), residual)
+    elif flt.actor_id is not None:
+        plan = _Plan("ix_events_actor", "actor_id", (flt.actor_id,), residual)
+    elif flt.action is not None:
+        plan = _Plan("ix_events_action", "action", (flt.action,), residual)
+    elif (
+        flt.action_prefix
+        and (actions := _distinct_actions(conn, flt.tenant_id, flt.action_prefix)) is not None
+    ):
+        return _Plan("ix_events_action", "action", tuple(actions), _residual(flt, "prefix"))
+    elif flt.min_severity is not None:
+        levels = tuple(range(flt.min_severity, _SEVERITY_LEVELS))
+        return _Plan("ix_events_severity", "severity", levels, _residual(flt, "severity"))
+    elif flt.outcome is not None:
+        plan = _Plan("ix_events_outcome", "outcome", (flt.outcome,), residual)
+    else:
+        plan = _Plan("ix_events_time", None, (None,), residual)
+    residual.extend(_residual(flt, plan.column or plan.index))
+    return plan
+
+
+def _residual(flt: EventFilter, driver: str) -> _Where:
+    """Filters not answered by the driving index, checked row by row."""
+    where = _Where()
+    if flt.actor_id is not None and driver != "actor_id":
+        where.add("e.actor_id = ?", flt.actor_id)
+    if flt.action is not None and driver != "action":
+        where.add("e.action = ?", flt.action)
+    if flt.action_prefix and driver != "prefix":
+        where.add(
+            "e.action >= ? AND e.action < ?",
+            flt.action_prefix,
+            prefix_upper_bound(flt.action_prefix),
         )
-        return sql, [*args, *more_args, limit]
-    # Target filters are driven from the targets index, which is ordered by time too.
-    where, args = _order_conditions(flt, after, "t")
-    where.append("t.target_type = ?")
-    args.append(flt.target_type)
+    if flt.min_severity is not None and driver != "severity":
+        where.add("e.severity >= ?", flt.min_severity)
+    if flt.outcome is not None and driver != "outcome":
+        where.add("e.outcome = ?", flt.outcome)
+    return where
+
+
+def _order_bounds(flt: EventFilter, after: PageKey | None, alias: str) -> _Where:
+    where = _Where()
+    if flt.occurred_from is not None:
+        where.add(f"{alias}.occurred_at >= ?", flt.occurred_from)
+    if flt.occurred_to is not None:
+        where.add(f"{alias}.occurred_at < ?", flt.occurred_to)
+    if after is not None:
+        where.add(f"({alias}.occurred_at, {alias}.seq) < (?, ?)", after.occurred_at, after.seq)
+    return where
+
+
+def _target_query(
+    flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
+) -> tuple[str, list[Any]]:
+    where = _Where()
+    where.add("t.tenant_id = ?", flt.tenant_id)
+    where.add("t.target_type = ?", flt.target_type)
+    source = "event_targets t INDEXED BY ix_targets_type"
     if flt.target_id is not None:
-        where.append("t.target_id = ?")
-        args.append(flt.target_id)
-    more, more_args = _event_conditions(flt, "e")
+        where.add("t.target_id = ?", flt.target_id)
+        source = "event_targets t"  # its primary key leads with (type, id)
+    where.extend(_order_bounds(flt, after, "t"))
+    where.extend(plan.residual)
     sql = (
-        "SELECT t.occurred_at, t.seq, e.body FROM event_targets t"
-        " JOIN events e ON e.tenant_id = t.tenant_id AND e.seq = t.seq WHERE "
-        + " AND ".join(where + more)
-        + " ORDER BY t.occurred_at DESC, t.seq DESC LIMIT ?"
+        f"SELECT t.occurred_at, t.seq, e.body FROM {source}"
+        " JOIN events e ON e.tenant_id = t.tenant_id AND e.seq = t.seq"
+        f" WHERE {where.text()} ORDER BY t.occurred_at DESC, t.seq DESC LIMIT ?"
     )
-    return sql, [*args, *more_args, limit]
+    return sql, [*where.args, limit]
+
+
+def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) -> _Where:
+    where = _Where()
+    where.add("e.tenant_id = ?", flt.tenant_id)
+    if plan.column is not None:
+        where.add(f"e.{plan.column} = ?", value)
+    where.extend(_order_bounds(flt, after, "e"))
+    where.extend(plan.residual)
+    return where
+
+
+def _page(
+    conn: sqlite3.Connection, flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
+) -> list[tuple[int, int, bytes]]:
+    if plan.index == "targets":
+        target_sql, target_args = _target_query(flt, plan, after, limit)
+        return conn.execute(target_sql, target_args).fetchall()
+    order = "ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
+    if len(plan.values) == 1:
+        where = _branch(flt, plan, plan.values[0], after)
+        sql = (
+            f"SELECT e.occurred_at, e.seq, e.body FROM events e INDEXED BY {plan.index}"
+            f" WHERE {where.text()} {order}"
+        )
+        return conn.execute(sql, [*where.args, limit]).fetchall()
+    # Several branches: the newest keys of each (from the index alone when no residual
+    # filter needs the row), merged, then the bodies of the page's rows only.
+    parts: list[str] = []
+    args: list[Any] = []
+    for value in plan.values:
+        where = _branch(flt, plan, value, after)
+        parts.append(
+            "SELECT * FROM (SELECT e.occurred_at, e.seq FROM events e"
+            f" INDEXED BY {plan.index} WHERE {where.text()} {order})"
+        )
+        args += [*where.args, limit]
+    sql = (
+        "SELECT occurred_at, seq FROM (" + " UNION ALL ".join(parts) + ")"
+        " ORDER BY occurred_at DESC, seq DESC LIMIT ?"
+    )
+    keys = conn.execute(sql, [*args, limit]).fetchall()
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    bodies = dict(
+        conn.execute(
+            f"SELECT seq, body FROM events WHERE tenant_id = ? AND seq IN ({marks})",
+            [flt.tenant_id, *(seq for _, seq in keys)],
+        ).fetchall()
+    )
+    return [(occurred_at, seq, bodies[seq]) for occurred_at, seq in keys]
 
 
 def list_events(
     conn: sqlite3.Connection, flt: EventFilter, after: PageKey | None, limit: int
 ) -> list[EventRow]:
+    plan = _plan(conn, flt)
     rows: list[EventRow] = []
     seen: set[int] = set()
     cursor = after
     while len(rows) < limit:
         want = limit - len(rows)
-        sql, args = _build(flt, cursor, want)
-        fetched = conn.execute(sql, args).fetchall()
+        fetched = _page(conn, flt, plan, cursor, want)
         for occurred_at, seq, body in fetched:
-            # One event with two targets of the filtered type shows up twice.
+            # With a target-type filter, one event with two targets of that type is
+            # found twice; keep it once.
             if seq not in seen:
                 seen.add(seq)
                 rows.append(EventRow(occurred_at, seq, bytes(body)))
-        if len(fetched) < want or flt.target_type is None:
+        if len(fetched) < want or plan.index != "targets":
             break
         cursor = PageKey(fetched[-1][0], fetched[-1][1])
     return rows[:limit]
