@@ -10,6 +10,7 @@ from sqlalchemy import create_engine
 from trailkeep.store.schema import SCHEMA_VERSION, metadata, schema_info
 
 PAGE_SIZE = 16384
+MMAP_BYTES = 8 * 1024**3
 
 
 class SchemaMismatch(RuntimeError):
@@ -25,7 +26,9 @@ def open_connection(
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute(f"PRAGMA cache_size = {-cache_mb * 1024}")
     conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA mmap_size = 268435456")
+    # Reads through mmap skip a read() call and a copy per page; SQLite caps the size
+    # at its compile-time maximum (2 GiB on common builds).
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:

@@ -6,6 +6,7 @@ with its own read-only connection (WAL lets readers run beside the writer).
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from trailkeep.store.sqlite.connection import ensure_schema, open_connection
 from trailkeep.store.sqlite.writer import GroupCommitWriter, WriterUnavailable
 
 T = TypeVar("T")
+READ_CONNECTIONS = 4
 
 
 class SqliteStore:
@@ -52,9 +54,12 @@ class SqliteStore:
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,
         )
-        self._local = threading.local()
+        # A few read connections, reused most-recently-first: each keeps a page cache,
+        # and a handful of warm caches beat one cold cache per worker thread.
+        self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._reader_slots = threading.BoundedSemaphore(READ_CONNECTIONS)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -75,21 +80,22 @@ class SqliteStore:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     # -- plumbing ------------------------------------------------------------------
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = open_connection(self.path, cache_mb=self._cache_mb, readonly=True)
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+    def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._reader_slots:
+            try:
+                conn = self._idle_readers.get_nowait()
+            except queue.Empty:
+                conn = open_connection(self.path, cache_mb=self._cache_mb, readonly=True)
+                with self._readers_lock:
+                    self._readers.append(conn)
+            try:
+                return fn(conn)
+            finally:
+                self._idle_readers.put(conn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            return fn(self._reader())
-
         try:
-            return await to_thread.run_sync(run)
+            return await to_thread.run_sync(self._run_read, fn)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database read failed: {exc}") from exc
 
