@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -94,6 +95,12 @@ def serve(
         host=host, port=port, data_dir=data_dir, database_url=database_url, env=env
     )
     application = create_app(settings)
+    # Process-wide, so set by the server command, not by create_app.
+    sys.setswitchinterval(settings.gil_switch_interval_us / 1_000_000)
+    # Everything loaded so far lives as long as the process: move it out of the
+    # collector's sight, so full collections under load scan only request garbage.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         application,
         host=settings.host,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # ... and waits at most this long for more to arrive before committing.
     commit_max_wait_ms: float = Field(0.0, ge=0, le=100)
     ingest_queue_max: int = Field(50_000, ge=1, description="Events waiting; beyond, 503")
+    # The request thread and the writer thread share the GIL; Python hands it over every
+    # 5 ms by default, so the writer waited up to 5 ms per step under load.
+    gil_switch_interval_us: int = Field(200, ge=20, le=5000)
     # Authentication
     jwt_hs256_secret: str | None = None
     jwt_jwks_file: Path | None = None

@@ -96,3 +96,9 @@ def test_the_results_match_the_filters(conn: sqlite3.Connection) -> None:
     ]
     assert [r.seq for r in rows] == expected
 
+
+
+def test_a_prefix_no_action_has_is_an_empty_page(conn: sqlite3.Connection) -> None:
+    for prefix in ("nothing.", "zzz", "user.x"):
+        flt = EventFilter(tenant_id="acme", action_prefix=prefix)
+        assert list_events(conn, flt, None, 50) == []

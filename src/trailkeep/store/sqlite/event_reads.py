@@ -171,6 +171,8 @@ def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) ->
 def _page(
     conn: sqlite3.Connection, flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
 ) -> list[tuple[int, int, bytes]]:
+    if not plan.values:
+        return []  # e.g. an action prefix that no stored action has
     if plan.index == "targets":
         target_sql, target_args = _target_query(flt, plan, after, limit)
         return conn.execute(target_sql, target_args).fetchall()

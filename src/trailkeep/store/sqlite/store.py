@@ -26,6 +26,7 @@ from trailkeep.store.models import (
     TenantRecord,
 )
 from trailkeep.store.sqlite import admin_sql, event_reads
+from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import ensure_schema, open_connection
 from trailkeep.store.sqlite.writer import GroupCommitWriter, WriterUnavailable
 
@@ -56,6 +57,7 @@ class SqliteStore:
         )
         # A few read connections, reused most-recently-first: each keeps a page cache,
         # and a handful of warm caches beat one cold cache per worker thread.
+        self._checkpointer = Checkpointer(path, synchronous)
         self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -65,9 +67,11 @@ class SqliteStore:
     async def start(self) -> None:
         await to_thread.run_sync(ensure_schema, self.path)
         self._writer.start()
+        self._checkpointer.start()
 
     async def close(self) -> None:
         await to_thread.run_sync(self._writer.stop)
+        await to_thread.run_sync(self._checkpointer.stop)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

@@ -95,6 +95,8 @@ class GroupCommitWriter:
         self._conn = open_connection(
             self._path, synchronous=self._synchronous, cache_mb=self._cache_mb
         )
+        # Checkpoints run on their own thread (checkpointer.py), not inside our commits.
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._thread = threading.Thread(target=self._run, name="trailkeep-writer", daemon=True)
         self._thread.start()
 
