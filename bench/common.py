@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import bisect
 import concurrent.futures
@@ -100,6 +101,18 @@ def fmt_ms(value: float) -> str:
 
 def fmt_int(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:,.0f}"
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """Flags every benchmark script takes: database, seed, JSON output."""
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="forward compatibility: only SQLite (the default) is supported",
+    )
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
 
 
 def check_database_url(url: str | None) -> None:

@@ -52,6 +52,7 @@ from common import (
     LoadPlan,
     LoadSpec,
     Server,
+    add_output_args,
     build_request,
     bulk_load,
     check_database_url,
@@ -136,14 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where to put the databases (kept); default a temp dir, removed",
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
-    p.add_argument(
-        "--database-url",
-        default=None,
-        help="forward compatibility: only SQLite (the default) is supported",
-    )
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
+    add_output_args(p)
     args = p.parse_args(argv)
     check_database_url(args.database_url)
     if not args.only:

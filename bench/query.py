@@ -52,6 +52,7 @@ from common import (
     EventFactory,
     LoadPlan,
     Server,
+    add_output_args,
     build_request,
     bulk_load,
     check_database_url,
@@ -107,14 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--only", default=None, help="comma-separated query names (see the table)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (without --db)")
-    p.add_argument(
-        "--database-url",
-        default=None,
-        help="forward compatibility: only SQLite (the default) is supported",
-    )
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
+    add_output_args(p)
     args = p.parse_args(argv)
     check_database_url(args.database_url)
     if args.tenants < 1 or args.events < 1 or args.page_size < 1 or args.repeats < 1:

@@ -41,8 +41,20 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
     for seq in range(300):
         action = ("user.login", "user.logout", "document.update")[seq % 3]
         rows.append(
-            ("acme", seq, f"e{seq}", seq * 10, seq * 10, action, f"u{seq % 7}", "user",
-             seq % 6, "failure" if seq % 5 == 0 else "success", b"h" * 16, b"{}")
+            (
+                "acme",
+                seq,
+                f"e{seq}",
+                seq * 10,
+                seq * 10,
+                action,
+                f"u{seq % 7}",
+                "user",
+                seq % 6,
+                "failure" if seq % 5 == 0 else "success",
+                b"h" * 16,
+                b"{}",
+            )
         )
         targets.append(("acme", seq, "document", f"d{seq % 4}", seq * 10))
     db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -91,11 +103,8 @@ def test_pages_walk_an_index_in_order(conn: sqlite3.Connection, name: str, deep:
 def test_the_results_match_the_filters(conn: sqlite3.Connection) -> None:
     flt = EventFilter(tenant_id="acme", action_prefix="user.", min_severity=2)
     rows = list_events(conn, flt, None, 1000)
-    expected = [
-        seq for seq in range(299, -1, -1) if seq % 3 in (0, 1) and seq % 6 >= 2
-    ]
+    expected = [seq for seq in range(299, -1, -1) if seq % 3 in (0, 1) and seq % 6 >= 2]
     assert [r.seq for r in rows] == expected
-
 
 
 def test_a_prefix_no_action_has_is_an_empty_page(conn: sqlite3.Connection) -> None:

@@ -6,18 +6,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trailkeep.events.schema import EXAMPLE_EVENT
+
+# What the example event of the ingest schema looks like once stored.
 _EXAMPLE: dict[str, Any] = {
-    "id": "evt-2026-0001",
+    **EXAMPLE_EVENT,
     "tenant_id": "acme",
     "seq": 41,
     "occurred_at": "2026-11-02T09:30:00.000000Z",
     "received_at": "2026-11-02T09:30:00.012345Z",
-    "action": "document.update",
-    "actor": {"id": "u_42", "type": "user", "name": "Ada"},
-    "targets": [{"type": "document", "id": "doc_7", "name": "Q3 plan"}],
-    "outcome": "success",
-    "severity": "INFO",
-    "message": "Ada renamed the document",
 }
 
 
