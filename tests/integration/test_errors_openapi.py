@@ -416,3 +416,35 @@ def test_extreme_but_valid_time_filters_are_answered(world: World, params: dict[
     r = world.client.get("/v1/events", params=params, headers=world.h("acme", "reader"))
     assert r.status_code == 200, r.text
     assert [e["tenant_id"] for e in r.json()["data"]] == ["acme"]
+
+
+def _has_example(spec: dict[str, Any], node: Any) -> bool:
+    """An example on this schema/media object, or on a schema it references."""
+    if isinstance(node, dict):
+        if "example" in node or "examples" in node:
+            return True
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            return _has_example(spec, spec["components"]["schemas"][ref.rsplit("/", 1)[1]])
+        return any(_has_example(spec, value) for key, value in node.items() if key != "$ref")
+    if isinstance(node, list):
+        return any(_has_example(spec, item) for item in node)
+    return False
+
+
+def test_every_operation_documents_an_example(spec: dict[str, Any]) -> None:
+    missing = []
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            ok_responses = {
+                code: r
+                for code, r in operation.get("responses", {}).items()
+                if code.startswith("2")
+            }
+            documented = _has_example(spec, operation.get("requestBody")) or any(
+                _has_example(spec, r.get("content")) for r in ok_responses.values()
+            )
+            no_body = all("content" not in r for r in ok_responses.values())
+            if not documented and not no_body:
+                missing.append(f"{method.upper()} {path}")
+    assert not missing, f"operations without an example: {missing}"

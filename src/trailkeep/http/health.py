@@ -15,12 +15,25 @@ from trailkeep.http.responses import json_response
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    summary="Liveness: the process answers",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ok", "version": "0.1.0"}}}}
+    },
+)
 async def healthz() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/readyz", summary="Readiness: the database answers and the writer runs")
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers and the writer runs",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "ready"}}}},
+        503: {"description": "not ready; the error names the reason"},
+    },
+)
 async def readyz(svc: ServicesDep) -> Response:
     if not svc.store.is_ready():
         raise Unavailable("the database writer is not running")

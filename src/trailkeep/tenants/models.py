@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -36,7 +36,18 @@ class TenantUpdate(BaseModel):
     legal_hold: bool | None = None
 
 
+_TENANT_EXAMPLE: dict[str, Any] = {
+    "id": "acme",
+    "display_name": "Acme Corp",
+    "retention_days": 365,
+    "legal_hold": False,
+    "created_at": "2026-11-02T09:30:00.000000Z",
+    "updated_at": "2026-11-02T09:30:00.000000Z",
+}
+
+
 class TenantOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_TENANT_EXAMPLE]})
     id: str
     display_name: str
     retention_days: int | None
@@ -46,5 +57,8 @@ class TenantOut(BaseModel):
 
 
 class TenantList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"data": [_TENANT_EXAMPLE], "next_cursor": None}]}
+    )
     data: list[TenantOut]
     next_cursor: str | None
