@@ -28,6 +28,7 @@ FILTERS = {
     "time range": {"occurred_from": 10, "occurred_to": 10_000},
     "action and outcome": {"action": "user.login", "outcome": "failure"},
     "prefix and severity": {"action_prefix": "user.", "min_severity": 2},
+    "severity and outcome": {"min_severity": 4, "outcome": "failure"},
 }
 
 

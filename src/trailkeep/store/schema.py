@@ -78,8 +78,8 @@ events = Table(
     Index("ix_events_time", "tenant_id", "occurred_at", "seq"),
     Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
     Index("ix_events_actor", "tenant_id", "actor_id", "occurred_at", "seq"),
-    Index("ix_events_outcome", "tenant_id", "outcome", "occurred_at", "seq"),
-    Index("ix_events_severity", "tenant_id", "severity", "occurred_at", "seq"),
+    # Serves severity and outcome filters alike (see store/sqlite/event_reads.py).
+    Index("ix_events_level", "tenant_id", "severity", "outcome", "occurred_at", "seq"),
     # Clustered by (tenant_id, seq): one tenant's log is stored in order, and no
     # separate primary-key index has to be maintained on every insert.
     sqlite_with_rowid=False,
