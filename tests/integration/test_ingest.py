@@ -130,3 +130,13 @@ def test_tenant_key_cannot_write_into_another_tenant(world: World) -> None:
     assert r.status_code == 403
     r = world.post("acme", event(tenant_id="acme"))
     assert r.status_code == 201
+
+
+def test_an_event_near_the_size_limit_round_trips(world: World) -> None:
+    big = {f"k{i}": "v" * 60 for i in range(200)}  # ~13 KB of metadata
+    body = event(message="m" * 8000, metadata=big, changes={"before": big, "after": {}})
+    r = world.post("acme", body)
+    assert r.status_code == 201, r.text
+    got = world.client.get(f"/v1/events/{r.json()['id']}", headers=world.h("acme", "reader"))
+    assert got.json()["metadata"] == big and got.json()["message"] == "m" * 8000
+    assert len(got.content) > 30_000
