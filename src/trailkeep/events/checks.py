@@ -17,7 +17,7 @@ from ipaddress import ip_address
 from typing import Any
 
 from trailkeep.config import Limits
-from trailkeep.events.schema import SEVERITY_ALIASES, SEVERITY_RANK, EventIn
+from trailkeep.events.schema import EventIn, canonical_severity, unknown_severity
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.kit.text import check_text
 
@@ -113,19 +113,11 @@ def _free_json(
 
 
 def _check_semantics(event: EventIn, problems: list[Problem]) -> None:
-    severity = event.severity.strip().upper()
-    severity = SEVERITY_ALIASES.get(severity, severity)
-    if severity in SEVERITY_RANK:
+    severity = canonical_severity(event.severity)
+    if severity is not None:
         event.severity = severity
     else:
-        problems.append(
-            _problem(
-                ["severity"],
-                f"unknown severity {event.severity!r}; one of {', '.join(SEVERITY_RANK)}"
-                " (or LOW, MEDIUM, HIGH)",
-                "enum",
-            )
-        )
+        problems.append(_problem(["severity"], unknown_severity(event.severity), "enum"))
     if event.actor.id is None and event.actor.type != "anonymous":
         problems.append(
             _problem(["actor", "id"], "required unless actor.type is 'anonymous'", "missing")

@@ -56,8 +56,11 @@ def check_occurred(occurred_us: int, received_us: int, limits: Limits) -> Proble
     return None
 
 
-def _client_document(event: EventIn) -> dict[str, Any]:
-    """What the client said, normalised; the server adds its fields afterwards."""
+def _client_document(event: EventIn, occurred_us: int | None) -> dict[str, Any]:
+    """What the client said, normalised; the server adds its fields afterwards.
+
+    ``occurred_us`` is the client's ``occurred_at`` in microseconds, if it sent one.
+    """
     targets = [_fields(t) for t in event.targets]
     if event.resource_type is not None and event.resource_id is not None:
         targets.append({"type": event.resource_type, "id": event.resource_id})
@@ -70,8 +73,8 @@ def _client_document(event: EventIn) -> dict[str, Any]:
     }
     if event.id is not None:
         doc["id"] = event.id
-    if event.occurred_at is not None:
-        doc["occurred_at"] = format_us(to_us(event.occurred_at))
+    if occurred_us is not None:
+        doc["occurred_at"] = format_us(occurred_us)
     if event.message is not None:
         doc["message"] = event.message
     if event.context is not None:
@@ -95,7 +98,8 @@ def to_draft(
     ``received_text`` is ``format_us(received_us)``, passed in when a whole batch
     shares one receipt time.
     """
-    doc = _client_document(event)
+    sent_us = to_us(event.occurred_at) if event.occurred_at is not None else None
+    doc = _client_document(event, sent_us)
     client_bytes = dumps_sorted(doc)
     # The fingerprint covers exactly what the client said (normalised: severity aliases,
     # UTC times), so a retry of the same body matches even when occurred_at defaulted.
@@ -104,13 +108,13 @@ def to_draft(
         raise EventTooLarge(
             f"event is {len(client_bytes)} bytes; the limit is {limits.max_event_bytes}"
         )
-    occurred_us = to_us(event.occurred_at) if event.occurred_at is not None else received_us
+    occurred_us = sent_us if sent_us is not None else received_us
     received = received_text if received_text is not None else format_us(received_us)
     event_id = event.id if event.id is not None else uuid7()
     doc["id"] = event_id
     doc["tenant_id"] = tenant_id
     doc["received_at"] = received
-    if event.occurred_at is None:
+    if sent_us is None:
         doc["occurred_at"] = received
     return EventDraft(
         tenant_id=tenant_id,

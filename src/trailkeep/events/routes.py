@@ -12,7 +12,7 @@ from trailkeep.auth.principal import Permission
 from trailkeep.errors import BadRequest
 from trailkeep.events.docs_models import BatchResult, ErrorBody, EventPage, StoredEvent
 from trailkeep.events.parsing import parse_event
-from trailkeep.events.schema import SEVERITY_ALIASES, SEVERITY_RANK
+from trailkeep.events.schema import SEVERITY_RANK, canonical_severity, unknown_severity
 from trailkeep.events.service import ItemOutcome
 from trailkeep.http.body import read_body
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
@@ -169,13 +169,9 @@ def build_filter(
             exact = action
     min_severity = None
     if severity is not None:
-        name = severity.strip().upper()
-        name = SEVERITY_ALIASES.get(name, name)
-        if name not in SEVERITY_RANK:
-            raise BadRequest(
-                f"unknown severity {severity!r}; one of {', '.join(SEVERITY_RANK)}"
-                " (or LOW, MEDIUM, HIGH)"
-            )
+        name = canonical_severity(severity)
+        if name is None:
+            raise BadRequest(unknown_severity(severity))
         min_severity = SEVERITY_RANK[name]
     if outcome is not None and outcome not in ("success", "failure"):
         raise BadRequest("query parameter 'outcome' must be 'success' or 'failure'")

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from trailkeep.errors import TrailkeepError
-from trailkeep.http.responses import error_response
+from trailkeep.http.responses import error_response, trailkeep_error_response
 
 log = structlog.get_logger("trailkeep.http")
 
@@ -30,7 +30,7 @@ _HTTP_CODES = {
 
 async def _trailkeep_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TrailkeepError)
-    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    return trailkeep_error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> Response:

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from trailkeep.auth.principal import Principal
 from trailkeep.errors import TrailkeepError
 from trailkeep.http.deps import bearer_token
-from trailkeep.http.responses import error_response
+from trailkeep.http.responses import trailkeep_error_response
 from trailkeep.services import Services
 
 Endpoint = Callable[[Request, Principal, Services], Awaitable[Response]]
@@ -43,9 +43,7 @@ class FastLane:
                     principal = await self.services.auth.authenticate(bearer_token(request))
                     response = await endpoint(request, principal, self.services)
                 except TrailkeepError as exc:
-                    response = error_response(
-                        exc.status, exc.code, exc.message, exc.details, exc.headers
-                    )
+                    response = trailkeep_error_response(exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

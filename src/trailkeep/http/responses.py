@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from trailkeep.errors import TrailkeepError
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.logs import request_id_var
 
@@ -18,6 +19,10 @@ class JSONBytes(Response):
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return JSONBytes(dumps(value), status_code=status, headers=headers)
+
+
+def trailkeep_error_response(exc: TrailkeepError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 def error_response(

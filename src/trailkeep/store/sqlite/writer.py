@@ -54,6 +54,13 @@ _STOP = object()
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
+def _notify(loop: asyncio.AbstractEventLoop, outcomes: list[_Outcome]) -> None:
+    """Settle futures on their event loop (from the writer thread)."""
+    # RuntimeError: that event loop is closed; nobody is waiting any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, outcomes)
+
+
 def _settle(pairs: list[_Outcome]) -> None:
     for future, result, error in pairs:
         if future.done():
@@ -218,9 +225,7 @@ class GroupCommitWriter:
         with self._lock:
             self._queued_events -= offset
         for loop, pairs in by_loop.items():
-            # RuntimeError: that event loop is closed; nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, pairs)
+            _notify(loop, pairs)
 
     def _run_call(self, job: _CallJob) -> None:
         pair: list[_Outcome]
@@ -231,8 +236,7 @@ class GroupCommitWriter:
             pair = [(job.future, result, None)]
         except Exception as exc:
             pair = [(job.future, None, exc)]
-        with contextlib.suppress(RuntimeError):
-            job.loop.call_soon_threadsafe(_settle, pair)
+        _notify(job.loop, pair)
 
     def _drain_failed(self) -> None:
         error: BaseException = WriterUnavailable("the database writer stopped")
@@ -242,6 +246,4 @@ class GroupCommitWriter:
             except queue.Empty:
                 return
             if isinstance(job, (_AppendJob, _CallJob)):
-                outcome: list[_Outcome] = [(job.future, None, error)]
-                with contextlib.suppress(RuntimeError):
-                    job.loop.call_soon_threadsafe(_settle, outcome)
+                _notify(job.loop, [(job.future, None, error)])
