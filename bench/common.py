@@ -43,10 +43,12 @@ from trailkeep.events.schema import SEVERITY_RANK
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.kit.timeutil import format_us
-from trailkeep.store.sqlite.connection import ensure_schema, open_connection
+from trailkeep.store.migrate import upgrade
+from trailkeep.store.sqlite.connection import open_connection
 
 # The service's own insert code, so preloaded rows are exactly what it would write.
 from trailkeep.store.sqlite.event_writes import insert_stored_rows
+from trailkeep.store.urls import parse_database_url
 
 HOST = "127.0.0.1"
 T = TypeVar("T")
@@ -956,12 +958,12 @@ def next_seqs(conn: sqlite3.Connection, tenant_ids: Iterable[str]) -> dict[str, 
 
 
 def bulk_load(db_path: Path, plan: LoadPlan, factory: EventFactory, label: str) -> dict[str, Any]:
-    """Insert ``plan`` straight into SQLite (schema via ensure_schema, same INSERTs).
+    """Insert ``plan`` straight into SQLite (schema via the migrations, same INSERTs).
 
     Durability is relaxed while loading (synchronous=OFF, big transactions): the file
     that results is the same as if the service had written it, only faster to make.
     """
-    ensure_schema(db_path)
+    upgrade(parse_database_url(f"sqlite:///{db_path}"))
     conn = open_connection(db_path, synchronous="OFF", cache_mb=1024)
     began = time.perf_counter()
     done = 0

@@ -38,8 +38,24 @@ Authenticate with `Authorization: Bearer <API key or JWT>`. Every error has the 
 
 
 def build_store(settings: Settings) -> Store:
+    db = settings.database()
+    if db.backend == "postgresql":
+        from trailkeep.store.postgres import PgOptions, PostgresStore
+
+        return PostgresStore(
+            PgOptions(
+                db,
+                connect_timeout_s=settings.pg_connect_timeout_seconds,
+                statement_timeout_ms=settings.pg_statement_timeout_ms,
+                pool_size=settings.pg_pool_size,
+            ),
+            partitions_ahead_months=settings.pg_partitions_ahead_months,
+            commit_max_events=settings.commit_max_events,
+            commit_max_wait_ms=settings.commit_max_wait_ms,
+            queue_max=settings.ingest_queue_max,
+        )
     return SqliteStore(
-        settings.sqlite_path(),
+        db.sqlite_path,
         synchronous=settings.sqlite_synchronous,
         cache_mb=settings.sqlite_cache_mb,
         commit_max_events=settings.commit_max_events,

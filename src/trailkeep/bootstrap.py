@@ -52,7 +52,7 @@ async def _demo_keys_valid(auth: AuthService, saved: dict[str, str]) -> bool:
 async def initialize(store: Store, settings: Settings, *, demo: bool) -> InitResult:
     auth = AuthService(store, settings)
     tenants = TenantService(store)
-    result = InitResult(database=settings.resolved_database_url)
+    result = InitResult(database=settings.database().redacted)
     if not await store.list_keys(None):
         created = await auth.create_key(None, Role.ADMIN, "bootstrap admin")
         result.admin_key = created.token

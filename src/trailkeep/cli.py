@@ -7,7 +7,7 @@ import gc
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +20,9 @@ from trailkeep.config import ConfigError, Settings
 from trailkeep.errors import TrailkeepError
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.store.base import Store
+
+if TYPE_CHECKING:
+    from trailkeep.store.migrate import MigrationResult
 
 app = typer.Typer(help="Trailkeep: a multi-tenant, tamper-evident audit log.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
@@ -49,7 +52,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**given)
         settings.check_secrets()
-        settings.sqlite_path()
+        settings.database()
     except (ValidationError, ConfigError) as exc:
         raise _fail(f"invalid configuration: {exc}") from None
     return settings
@@ -115,6 +118,33 @@ def serve(
     )
 
 
+def _migrate(settings: Settings) -> MigrationResult:
+    from trailkeep.store.migrate import SchemaError, upgrade
+
+    try:
+        return upgrade(settings.database())
+    except SchemaError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def migrate(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Create the schema or bring it up to date (safe to run again; idempotent)."""
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    result = _migrate(settings)
+    database = settings.database().redacted
+    if json_out:
+        _print_json({"database": database, "from": result.before, "to": result.after})
+    elif result.before == result.after:
+        console.print(f"{database}: already at revision {result.after}")
+    else:
+        console.print(f"{database}: migrated from {result.before or 'empty'} to {result.after}")
+
+
 @app.command()
 def init(
     data_dir: DataDir = None,
@@ -123,10 +153,11 @@ def init(
     port: Annotated[int, typer.Option(help="Port used in the printed curl examples")] = 8000,
     json_out: JsonOut = False,
 ) -> None:
-    """Create the database, the platform admin key (printed once) and optionally a demo."""
+    """Migrate the database, create the platform admin key (printed once), optionally a demo."""
     from trailkeep.bootstrap import initialize
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
+    _migrate(settings)
     result = _with_store(settings, lambda store: initialize(store, settings, demo=demo))
     if json_out:
         _print_json(

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trailkeep.store.urls import DatabaseUrl, DatabaseUrlError, parse_database_url
+
 DEFAULT_SECRET = "dev-insecure-secret-change-me"
 
 
@@ -49,7 +51,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path("./data")
     database_url: str | None = Field(
-        None, description="Defaults to sqlite:///<data_dir>/trailkeep.db"
+        None,
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB;"
+        " defaults to sqlite:///<data_dir>/trailkeep.db",
     )
     secret_key: str = Field(
         DEFAULT_SECRET, description="Signs pagination cursors; must be set in production"
@@ -61,6 +65,14 @@ class Settings(BaseSettings):
     commit_max_events: int = Field(5000, ge=1)
     # ... and waits at most this long for more to arrive before committing.
     commit_max_wait_ms: float = Field(0.0, ge=0, le=100)
+    # PostgreSQL: connections for reads and admin writes (the writer has its own) ...
+    pg_pool_size: int = Field(6, ge=1, le=100)
+    # ... how long a request waits for one (or for a new connection) before its 503 ...
+    pg_connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    # ... and the longest any one statement may run.
+    pg_statement_timeout_ms: int = Field(10_000, ge=100)
+    # Monthly partitions are created this many months ahead of the current month.
+    pg_partitions_ahead_months: int = Field(3, ge=1, le=24)
     ingest_queue_max: int = Field(50_000, ge=1, description="Events waiting; beyond, 503")
     # The request thread and the writer thread share the GIL; Python hands it over every
     # 5 ms by default, so the writer waited up to 5 ms per step under load.
@@ -98,8 +110,8 @@ class Settings(BaseSettings):
         if self.jwt_hs256_secret is not None and len(self.jwt_hs256_secret) < 32:
             raise ConfigError("TRAILKEEP_JWT_HS256_SECRET must be at least 32 characters")
 
-    def sqlite_path(self) -> Path:
-        url = self.resolved_database_url
-        if not url.startswith("sqlite:///"):
-            raise ConfigError(f"unsupported database URL {url!r}: expected sqlite:///PATH")
-        return Path(url.removeprefix("sqlite:///"))
+    def database(self) -> DatabaseUrl:
+        try:
+            return parse_database_url(self.resolved_database_url)
+        except DatabaseUrlError as exc:
+            raise ConfigError(str(exc)) from None

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from trailkeep.store.event_reads import list_events
+from trailkeep.store.migrate import upgrade
 from trailkeep.store.models import EventFilter, PageKey
-from trailkeep.store.sqlite.connection import ensure_schema, open_connection
-from trailkeep.store.sqlite.event_reads import list_events
+from trailkeep.store.sqlite.connection import open_connection
+from trailkeep.store.sqlite.store import SQLITE
+from trailkeep.store.urls import parse_database_url
 
 FILTERS = {
     "none": {},
@@ -35,7 +38,7 @@ FILTERS = {
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
     path = tmp_path / "plans.db"
-    ensure_schema(path)
+    upgrade(parse_database_url(f"sqlite:///{path}"))
     db = open_connection(path)
     rows = []
     targets = []
@@ -72,7 +75,7 @@ def _plans(conn: sqlite3.Connection, flt: EventFilter, after: PageKey | None) ->
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
     try:
-        list_events(conn, flt, after, 50)
+        list_events(conn, SQLITE, flt, after, 50)
     finally:
         conn.set_trace_callback(None)
     plans = []
@@ -103,7 +106,7 @@ def test_pages_walk_an_index_in_order(conn: sqlite3.Connection, name: str, deep:
 
 def test_the_results_match_the_filters(conn: sqlite3.Connection) -> None:
     flt = EventFilter(tenant_id="acme", action_prefix="user.", min_severity=2)
-    rows = list_events(conn, flt, None, 1000)
+    rows = list_events(conn, SQLITE, flt, None, 1000)
     expected = [seq for seq in range(299, -1, -1) if seq % 3 in (0, 1) and seq % 6 >= 2]
     assert [r.seq for r in rows] == expected
 
@@ -111,4 +114,4 @@ def test_the_results_match_the_filters(conn: sqlite3.Connection) -> None:
 def test_a_prefix_no_action_has_is_an_empty_page(conn: sqlite3.Connection) -> None:
     for prefix in ("nothing.", "zzz", "user.x"):
         flt = EventFilter(tenant_id="acme", action_prefix=prefix)
-        assert list_events(conn, flt, None, 50) == []
+        assert list_events(conn, SQLITE, flt, None, 50) == []

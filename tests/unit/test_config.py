@@ -85,7 +85,7 @@ def test_plain_settings_from_the_environment(
     assert settings.data_dir == tmp_path
     assert settings.sqlite_synchronous == "NORMAL"
     assert settings.access_log is False
-    assert settings.sqlite_path() == tmp_path / "trailkeep.db"
+    assert settings.database().sqlite_path == tmp_path / "trailkeep.db"
 
 
 def test_explicit_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,6 +115,26 @@ def test_invalid_environment_values_are_refused(
 def test_database_url() -> None:
     settings = Settings(data_dir=Path("/srv/tk"))
     assert settings.resolved_database_url == "sqlite:////srv/tk/trailkeep.db"
-    assert Settings(database_url="sqlite:///x.db").sqlite_path() == Path("x.db")
-    with pytest.raises(ConfigError):
-        Settings(database_url="mysql://h/db").sqlite_path()
+    assert Settings(database_url="sqlite:///x.db").database().sqlite_path == Path("x.db")
+    pg = Settings(database_url="postgres://u:pw@127.0.0.1:5433/tk").database()
+    assert pg.backend == "postgresql"
+    assert pg.libpq == "postgresql://u:pw@127.0.0.1:5433/tk"
+    assert pg.sqlalchemy == "postgresql+psycopg://u:pw@127.0.0.1:5433/tk"
+    assert pg.redacted == "postgres://u:***@127.0.0.1:5433/tk"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://h/db", "unsupported database URL"),
+        ("sqlite:///", "unsupported database URL"),
+        ("postgresql://u@127.0.0.1:notaport/db", "malformed PostgreSQL URL"),
+        ("postgresql://u@127.0.0.1:5432", "names no database"),
+        ("postgresql://u:hunter2@127.0.0.1:5432", "names no database"),
+        ("nonsense", "unsupported database URL"),
+    ],
+)
+def test_bad_database_urls_are_named(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem) as caught:
+        Settings(database_url=url).database()
+    assert "hunter2" not in str(caught.value)

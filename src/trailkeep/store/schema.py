@@ -1,11 +1,22 @@
-"""Table definitions (SQLAlchemy Core), shared by every backend.
+"""Table definitions (SQLAlchemy Core), one MetaData per backend.
+
+Both backends hold the same data. Their layouts differ only where each database has a
+better way:
+- SQLite clusters events by ``(tenant_id, seq)`` (WITHOUT ROWID tables).
+- PostgreSQL partitions events by month of ``occurred_at``. A unique key on a partitioned
+  table must contain the partition key, so ``event_ids`` (not partitioned) holds the
+  ``(tenant_id, id)`` and ``(tenant_id, seq)`` keys. ``tenant_seqs`` holds each tenant's
+  next seq, whose row lock serializes writers of one tenant across processes.
 
 Every table that holds tenant data is keyed by ``tenant_id`` first and every index is
 led by it, so one tenant's queries only ever touch that tenant's rows.
-Times are integer microseconds since the epoch (UTC).
+Times are integer microseconds since the epoch (UTC). The Alembic migrations in
+``store/migrations`` create exactly these tables; a test compares them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -18,86 +29,138 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+from trailkeep.store.urls import Backend
 
-metadata = MetaData()
+# PostgreSQL compares text by the database's locale unless told otherwise; the range
+# conditions of prefix filters (``action >= 'user.' AND action < 'user/'``) need the
+# byte order that SQLite uses. "C" is that order, and the fastest to compare.
+_PG_TEXT_COLLATION = "C"
 
-schema_info = Table(
-    "schema_info",
-    metadata,
-    Column("version", Integer, primary_key=True),
-)
 
-tenants = Table(
-    "tenants",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("display_name", String(256), nullable=False),
-    Column("retention_days", Integer, nullable=True),
-    Column("legal_hold", Boolean, nullable=False, default=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("updated_at", BigInteger, nullable=False),
-)
+def _text(backend: Backend, length: int) -> String:
+    return String(length, collation=_PG_TEXT_COLLATION if backend == "postgresql" else None)
 
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    # NULL for platform admin keys.
-    Column("tenant_id", String(64), nullable=True),
-    Column("role", String(32), nullable=False),
-    Column("name", String(256), nullable=False),
-    Column("secret_hash", LargeBinary(32), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("revoked_at", BigInteger, nullable=True),
-    Column("last_used_at", BigInteger, nullable=True),
-    Index("ix_api_keys_tenant", "tenant_id", "created_at"),
-)
 
-events = Table(
-    "events",
-    metadata,
-    Column("tenant_id", String(64), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("id", String(128), nullable=False),
-    Column("occurred_at", BigInteger, nullable=False),
-    Column("received_at", BigInteger, nullable=False),
-    Column("action", String(128), nullable=False),
-    Column("actor_id", String(256), nullable=True),
-    Column("actor_type", String(16), nullable=False),
-    Column("severity", Integer, nullable=False),
-    Column("outcome", String(8), nullable=False),
-    # Fingerprint of the client's request, to tell an idempotent retry from a conflict.
-    Column("request_hash", LargeBinary(16), nullable=False),
-    # The stored event as sorted-key JSON: exactly what GET /v1/events/{id} returns.
-    Column("body", LargeBinary, nullable=False),
-    PrimaryKeyConstraint("tenant_id", "seq", name="pk_events"),
-    Index("ux_events_id", "tenant_id", "id", unique=True),
-    Index("ix_events_time", "tenant_id", "occurred_at", "seq"),
-    Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
-    Index("ix_events_actor", "tenant_id", "actor_id", "occurred_at", "seq"),
-    # Serves severity and outcome filters alike (see store/sqlite/event_reads.py).
-    Index("ix_events_level", "tenant_id", "severity", "outcome", "occurred_at", "seq"),
-    # Clustered by (tenant_id, seq): one tenant's log is stored in order, and no
-    # separate primary-key index has to be maintained on every insert.
-    sqlite_with_rowid=False,
-)
+def _define(backend: Backend) -> MetaData:
+    md = MetaData()
+    pg = backend == "postgresql"
+    partitioned: dict[str, Any] = {"postgresql_partition_by": "RANGE (occurred_at)"} if pg else {}
+    clustered: dict[str, Any] = {} if pg else {"sqlite_with_rowid": False}
+    # SQLite's events need a unique id index and a time index; on PostgreSQL event_ids
+    # holds the ids and the primary key is the time index.
+    sqlite_only: list[Index] = (
+        []
+        if pg
+        else [
+            Index("ux_events_id", "tenant_id", "id", unique=True),
+            Index("ix_events_time", "tenant_id", "occurred_at", "seq"),
+        ]
+    )
 
-event_targets = Table(
-    "event_targets",
-    metadata,
-    Column("tenant_id", String(64), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("target_type", String(128), nullable=False),
-    Column("target_id", String(256), nullable=False),
-    Column("occurred_at", BigInteger, nullable=False),
-    # The primary key is the lookup path "events touching this target, newest first";
-    # the one index serves "events touching any target of this type".
-    PrimaryKeyConstraint(
-        "tenant_id", "target_type", "target_id", "occurred_at", "seq", name="pk_event_targets"
-    ),
-    Index("ix_targets_type", "tenant_id", "target_type", "occurred_at", "seq"),
-    sqlite_with_rowid=False,
-)
+    Table(
+        "tenants",
+        md,
+        Column("id", _text(backend, 64), primary_key=True),
+        Column("display_name", String(256), nullable=False),
+        Column("retention_days", Integer, nullable=True),
+        Column("legal_hold", Boolean, nullable=False, default=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+    )
+    Table(
+        "api_keys",
+        md,
+        Column("id", _text(backend, 32), primary_key=True),
+        # NULL for platform admin keys.
+        Column("tenant_id", _text(backend, 64), nullable=True),
+        Column("role", String(32), nullable=False),
+        Column("name", String(256), nullable=False),
+        Column("secret_hash", LargeBinary(32), nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("revoked_at", BigInteger, nullable=True),
+        Column("last_used_at", BigInteger, nullable=True),
+        Index("ix_api_keys_tenant", "tenant_id", "created_at"),
+    )
+    # The leading columns of the events key: SQLite's clustered (tenant, seq); on
+    # PostgreSQL the partition key must be part of it, and (tenant, occurred_at, seq)
+    # is also the "newest first" index.
+    events_key = ("tenant_id", "occurred_at", "seq") if pg else ("tenant_id", "seq")
+    Table(
+        "events",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("id", _text(backend, 128), nullable=False),
+        Column("occurred_at", BigInteger, nullable=False),
+        Column("received_at", BigInteger, nullable=False),
+        Column("action", _text(backend, 128), nullable=False),
+        Column("actor_id", _text(backend, 256), nullable=True),
+        Column("actor_type", String(16), nullable=False),
+        Column("severity", Integer, nullable=False),
+        Column("outcome", String(8), nullable=False),
+        # Fingerprint of the client's request, to tell an idempotent retry from a conflict.
+        Column("request_hash", LargeBinary(16), nullable=False),
+        # The stored event as sorted-key JSON: exactly what GET /v1/events/{id} returns.
+        Column("body", LargeBinary, nullable=False),
+        PrimaryKeyConstraint(*events_key, name="pk_events"),
+        *sqlite_only,
+        Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
+        Index("ix_events_actor", "tenant_id", "actor_id", "occurred_at", "seq"),
+        # Serves severity and outcome filters alike (see store/event_reads.py).
+        Index("ix_events_level", "tenant_id", "severity", "outcome", "occurred_at", "seq"),
+        **partitioned,
+        **clustered,
+    )
+    Table(
+        "event_targets",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("target_type", _text(backend, 128), nullable=False),
+        Column("target_id", _text(backend, 256), nullable=False),
+        Column("occurred_at", BigInteger, nullable=False),
+        # The primary key is the lookup path "events touching this target, newest first";
+        # the one index serves "events touching any target of this type".
+        PrimaryKeyConstraint(
+            "tenant_id", "target_type", "target_id", "occurred_at", "seq", name="pk_event_targets"
+        ),
+        Index("ix_targets_type", "tenant_id", "target_type", "occurred_at", "seq"),
+        **partitioned,
+        **clustered,
+    )
+    if pg:
+        Table(
+            "event_ids",
+            md,
+            Column("tenant_id", _text(backend, 64), nullable=False),
+            Column("seq", BigInteger, nullable=False),
+            Column("id", _text(backend, 128), nullable=False),
+            # Locates the event's partition.
+            Column("occurred_at", BigInteger, nullable=False),
+            PrimaryKeyConstraint("tenant_id", "seq", name="pk_event_ids"),
+            UniqueConstraint("tenant_id", "id", name="ux_event_ids_id"),
+        )
+        Table(
+            "tenant_seqs",
+            md,
+            Column("tenant_id", _text(backend, 64), primary_key=True),
+            Column("next_seq", BigInteger, nullable=False),
+        )
+    return md
+
+
+sqlite_metadata = _define("sqlite")
+postgres_metadata = _define("postgresql")
+
+# Tables holding a tenant's data, in the order a tenant deletion empties them.
+TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
+    "sqlite": ("api_keys", "event_targets", "events"),
+    "postgresql": ("api_keys", "event_targets", "event_ids", "events", "tenant_seqs"),
+}
+
+
+def metadata_for(backend: Backend) -> MetaData:
+    return postgres_metadata if backend == "postgresql" else sqlite_metadata

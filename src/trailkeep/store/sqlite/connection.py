@@ -1,20 +1,15 @@
-"""Opening SQLite connections with the pragmas Trailkeep relies on, and creating the schema."""
+"""Opening SQLite connections with the pragmas Trailkeep relies on.
+
+The schema itself comes from the migrations (store/migrate.py), which also give a new
+database its page size.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import create_engine
-
-from trailkeep.store.schema import SCHEMA_VERSION, metadata, schema_info
-
-PAGE_SIZE = 16384
 MMAP_BYTES = 8 * 1024**3
-
-
-class SchemaMismatch(RuntimeError):
-    pass
 
 
 def open_connection(
@@ -35,31 +30,3 @@ def open_connection(
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
     return conn
-
-
-def ensure_schema(path: Path) -> None:
-    """Create the database and its tables if missing; refuse a schema from a newer version."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = open_connection(path)
-    try:
-        # 16 KiB pages: every event adds entries at scattered places in several indexes,
-        # and larger pages take more of them per page written (measured: about 20% more
-        # inserts/s than 4 KiB). Only takes effect on a new, empty database.
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = WAL")
-    finally:
-        conn.close()
-    engine = create_engine(f"sqlite:///{path.as_posix()}")
-    try:
-        with engine.begin() as db:
-            metadata.create_all(db)
-            version = db.execute(schema_info.select()).scalar()
-            if version is None:
-                db.execute(schema_info.insert().values(version=SCHEMA_VERSION))
-            elif version > SCHEMA_VERSION:
-                raise SchemaMismatch(
-                    f"database schema version {version} is newer than this Trailkeep "
-                    f"understands ({SCHEMA_VERSION}); upgrade Trailkeep"
-                )
-    finally:
-        engine.dispose()

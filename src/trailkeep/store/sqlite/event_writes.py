@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from trailkeep.kit.jsonutil import dumps_sorted
-from trailkeep.store.models import AppendResult, AppendStatus, EventDraft
+from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.models import AppendResult, EventDraft
 
 _INSERT_EVENT = (
     "INSERT INTO events (tenant_id, seq, id, occurred_at, received_at, action, actor_id,"
@@ -29,8 +28,6 @@ _TARGET_COLUMNS = 5
 # limit of 32,766 parameters.
 _CHUNK_ROWS = 256
 _LOOKUP_CHUNK = 400
-
-Prior = tuple[int, bytes, bytes]  # seq, request_hash, body
 
 
 class SeqCache:
@@ -55,13 +52,8 @@ class SeqCache:
 
 def _existing(conn: sqlite3.Connection, drafts: list[EventDraft]) -> dict[tuple[str, str], Prior]:
     """Stored events whose (tenant_id, id) collides with a client-supplied id."""
-    wanted: dict[str, list[str]] = defaultdict(list)
-    for d in drafts:
-        if d.id_supplied:
-            wanted[d.tenant_id].append(d.id)
     found: dict[tuple[str, str], Prior] = {}
-    for tenant_id, ids in wanted.items():
-        unique_ids = list(dict.fromkeys(ids))
+    for tenant_id, unique_ids in supplied_ids(drafts).items():
         for start in range(0, len(unique_ids), _LOOKUP_CHUNK):
             chunk = unique_ids[start : start + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -78,46 +70,9 @@ def _existing(conn: sqlite3.Connection, drafts: list[EventDraft]) -> dict[tuple[
 def write_events(
     conn: sqlite3.Connection, seqs: SeqCache, drafts: list[EventDraft]
 ) -> list[AppendResult]:
-    prior = _existing(conn, drafts)
-    results: list[AppendResult] = []
-    event_rows: list[tuple[Any, ...]] = []
-    target_rows: list[tuple[Any, ...]] = []
-    for d in drafts:
-        key = (d.tenant_id, d.id)
-        hit = prior.get(key) if d.id_supplied else None
-        if hit is not None:
-            seq, request_hash, body = hit
-            status: AppendStatus = "duplicate" if request_hash == d.request_hash else "conflict"
-            results.append(AppendResult(status, seq, body, d.id))
-            continue
-        seq = seqs.take(conn, d.tenant_id)
-        doc = d.doc
-        doc["seq"] = seq
-        body = dumps_sorted(doc)
-        event_rows.append(
-            (
-                d.tenant_id,
-                seq,
-                d.id,
-                d.occurred_at,
-                d.received_at,
-                d.action,
-                d.actor_id,
-                d.actor_type,
-                d.severity,
-                d.outcome,
-                d.request_hash,
-                body,
-            )
-        )
-        for target_type, target_id in d.targets:
-            target_rows.append((d.tenant_id, seq, target_type, target_id, d.occurred_at))
-        if d.id_supplied:
-            # A second copy of the same id later in this group is a retry of this one.
-            prior[key] = (seq, d.request_hash, body)
-        results.append(AppendResult("created", seq, body, d.id))
-    insert_stored_rows(conn, event_rows, target_rows)
-    return results
+    rows = build_rows(drafts, _existing(conn, drafts), lambda tenant: seqs.take(conn, tenant))
+    insert_stored_rows(conn, rows.events, rows.targets)
+    return rows.results
 
 
 def insert_stored_rows(

@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 from anyio import to_thread
 
 from trailkeep.errors import StoreUnavailable
+from trailkeep.store import admin_sql, event_reads
+from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
+from trailkeep.store.migrate import SchemaError, check_schema
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
@@ -25,12 +28,14 @@ from trailkeep.store.models import (
     PageKey,
     TenantRecord,
 )
-from trailkeep.store.sqlite import admin_sql, event_reads
+from trailkeep.store.schema import TENANT_DATA_TABLES
 from trailkeep.store.sqlite.checkpointer import Checkpointer
-from trailkeep.store.sqlite.connection import ensure_schema, open_connection
-from trailkeep.store.sqlite.writer import GroupCommitWriter, WriterUnavailable
+from trailkeep.store.sqlite.connection import open_connection
+from trailkeep.store.sqlite.session import SqliteWriterSession
+from trailkeep.store.urls import parse_database_url
 
 T = TypeVar("T")
+SQLITE = event_reads.ReadDialect(index_hints=True, partitioned=False)
 READ_CONNECTIONS = 4
 
 
@@ -48,9 +53,7 @@ class SqliteStore:
         self.path = path
         self._cache_mb = cache_mb
         self._writer = GroupCommitWriter(
-            path,
-            synchronous=synchronous,
-            cache_mb=cache_mb,
+            SqliteWriterSession(path, synchronous=synchronous, cache_mb=cache_mb),
             max_events=commit_max_events,
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,
@@ -65,7 +68,11 @@ class SqliteStore:
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
-        await to_thread.run_sync(ensure_schema, self.path)
+        db = parse_database_url(f"sqlite:///{self.path.as_posix()}")
+        try:
+            await to_thread.run_sync(check_schema, db)
+        except SchemaError as exc:
+            raise StoreUnavailable(str(exc)) from None
         self._writer.start()
         self._checkpointer.start()
 
@@ -119,12 +126,12 @@ class SqliteStore:
             raise StoreUnavailable(str(exc), retry_after=1) from exc
 
     async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
-        return await self._read(lambda c: event_reads.get_event(c, tenant_id, event_id))
+        return await self._read(lambda c: event_reads.get_event(c, SQLITE, tenant_id, event_id))
 
     async def list_events(
         self, flt: EventFilter, after: PageKey | None, limit: int
     ) -> list[EventRow]:
-        return await self._read(lambda c: event_reads.list_events(c, flt, after, limit))
+        return await self._read(lambda c: event_reads.list_events(c, SQLITE, flt, after, limit))
 
     # -- tenants -------------------------------------------------------------------
     async def create_tenant(self, record: TenantRecord) -> bool:
@@ -140,7 +147,8 @@ class SqliteStore:
         return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
 
     async def delete_tenant(self, tenant_id: str) -> bool:
-        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id))
+        tables = TENANT_DATA_TABLES["sqlite"]
+        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id, tables))
 
     # -- API keys ------------------------------------------------------------------
     async def create_key(self, record: ApiKeyRecord) -> None:

@@ -1,9 +1,11 @@
-"""The single writer thread: every write to the SQLite database goes through it.
+"""The writer thread of a store: every event write of one process goes through it.
 
 Ingest requests are grouped (group commit): whatever arrived while the previous
-transaction was being fsynced is written in the next one, so the disk's fsync rate
+transaction was being committed is written in the next one, so the disk's fsync rate
 does not cap throughput. A reply is sent only after COMMIT returned, i.e. after the
-events are durable (WAL with synchronous=FULL).
+events are durable. What a transaction does is the backend's ``WriterSession``
+(store/sqlite/session.py, store/postgres/session.py); the queueing, grouping and
+replying here are shared.
 """
 
 from __future__ import annotations
@@ -11,20 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import sqlite3
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from trailkeep.store.models import AppendResult, EventDraft
-from trailkeep.store.sqlite.connection import open_connection
-from trailkeep.store.sqlite.event_writes import SeqCache, write_events
 
 log = structlog.get_logger("trailkeep.writer")
 T = TypeVar("T")
@@ -32,6 +30,26 @@ T = TypeVar("T")
 
 class WriterUnavailable(RuntimeError):
     """The writer cannot take the job (stopped, overloaded or its transaction failed)."""
+
+
+class WriterSession(Protocol):
+    """One backend connection, used only by the writer thread."""
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def write_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
+        """Store ``drafts`` in one transaction: committed, or rolled back and raised."""
+        ...
+
+    def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in one transaction of its own."""
+        ...
+
+    def lost_connection(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the database is unreachable, not that the data is bad."""
+        ...
 
 
 @dataclass(slots=True)
@@ -43,7 +61,7 @@ class _AppendJob:
 
 @dataclass(slots=True)
 class _CallJob:
-    fn: Callable[[sqlite3.Connection], Any]
+    fn: Callable[[Any], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
@@ -73,37 +91,21 @@ def _settle(pairs: list[_Outcome]) -> None:
 
 class GroupCommitWriter:
     def __init__(
-        self,
-        path: Path,
-        *,
-        synchronous: str,
-        cache_mb: int,
-        max_events: int,
-        max_wait_ms: float,
-        queue_max: int,
+        self, session: WriterSession, *, max_events: int, max_wait_ms: float, queue_max: int
     ) -> None:
-        self._path = path
-        self._synchronous = synchronous
-        self._cache_mb = cache_mb
+        self._session = session
         self._max_events = max_events
         self._max_wait = max_wait_ms / 1000.0
         self._queue_max = queue_max
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued_events = 0
         self._lock = threading.Lock()
-        self._seqs = SeqCache()
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
         self.failed: BaseException | None = None
-        self.commits = 0
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
-        self._conn = open_connection(
-            self._path, synchronous=self._synchronous, cache_mb=self._cache_mb
-        )
-        # Checkpoints run on their own thread (checkpointer.py), not inside our commits.
-        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._session.open()
         self._thread = threading.Thread(target=self._run, name="trailkeep-writer", daemon=True)
         self._thread.start()
 
@@ -113,9 +115,7 @@ class GroupCommitWriter:
         self._queue.put(_STOP)
         self._thread.join()
         self._thread = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._session.close()
 
     @property
     def alive(self) -> bool:
@@ -136,7 +136,7 @@ class GroupCommitWriter:
         # the job is queued, and _settle skips futures that are already done.
         return await future
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def call(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(conn)`` on the writer thread inside its own transaction."""
         if not self.alive:
             raise WriterUnavailable("the database writer is not running")
@@ -181,28 +181,12 @@ class GroupCommitWriter:
             log.error("writer thread failed", error=repr(exc))
             self._drain_failed()
 
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            # Seqs handed out in the failed transaction were not stored: forget them.
-            self._seqs.clear()
-            raise
-        self.commits += 1
-        return result
-
     def _commit_group(self, group: list[_AppendJob]) -> None:
         drafts = [d for job in group for d in job.drafts]
         try:
-            results = self._transaction(lambda conn: write_events(conn, self._seqs, drafts))
+            results = self._session.write_events(drafts)
         except Exception as exc:
-            if len(group) > 1:
+            if len(group) > 1 and not self._session.lost_connection(exc):
                 # Retry one by one so that one bad request cannot fail its neighbours.
                 for job in group:
                     self._commit_group([job])
@@ -230,9 +214,7 @@ class GroupCommitWriter:
     def _run_call(self, job: _CallJob) -> None:
         pair: list[_Outcome]
         try:
-            result = self._transaction(job.fn)
-            # Admin writes (e.g. deleting a tenant) may change what seqs come next.
-            self._seqs.clear()
+            result = self._session.run(job.fn)
             pair = [(job.future, result, None)]
         except Exception as exc:
             pair = [(job.future, None, exc)]

@@ -1,10 +1,12 @@
-"""Reading events: by id, and filtered pages in newest-first keyset order.
+"""Reading events: by id, and filtered pages in newest-first keyset order (both backends).
 
 Every page query walks one index whose columns are ``(tenant_id, <equality columns>,
 occurred_at, seq)`` backwards, so it reads only the rows it returns (plus those its
 other filters reject), and the first page and a page 500 pages deep cost the same.
-The index is chosen here, explicitly (INDEXED BY), from the most selective filter:
-target > actor > exact action > action prefix > severity/outcome > time alone.
+The index is chosen here from the most selective filter: target > actor > exact action >
+action prefix > severity/outcome > time alone. SQLite is told which (INDEXED BY); on
+PostgreSQL each branch is a plain ``ORDER BY … LIMIT`` on one index, which its planner
+walks per monthly partition, newest partition first.
 
 A filter that matches several values of an indexed column (an action prefix, a minimum
 severity, an outcome within every severity) becomes one ordered branch per value,
@@ -15,11 +17,11 @@ ingest maintains one B-tree less per event.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from trailkeep.store.models import EventFilter, EventRow, PageKey
+from trailkeep.store.sql import SqlConnection
 
 MAX_BRANCHES = 64  # more distinct values than this: filter rows on the time index
 _SEVERITY_LEVELS = 6
@@ -31,10 +33,29 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def get_event(conn: sqlite3.Connection, tenant_id: str, event_id: str) -> bytes | None:
-    row = conn.execute(
-        "SELECT body FROM events WHERE tenant_id = ? AND id = ?", (tenant_id, event_id)
-    ).fetchone()
+@dataclass(frozen=True, slots=True)
+class ReadDialect:
+    index_hints: bool  # SQLite: name the index to walk (INDEXED BY)
+    # PostgreSQL: events are partitioned by occurred_at, so a row is found by
+    # (tenant_id, occurred_at, seq), and ids live in event_ids.
+    partitioned: bool
+
+    def hint(self, index: str) -> str:
+        return f" INDEXED BY {index}" if self.index_hints else ""
+
+
+def get_event(
+    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, event_id: str
+) -> bytes | None:
+    if dialect.partitioned:
+        sql = (
+            "SELECT e.body FROM event_ids i JOIN events e ON e.tenant_id = i.tenant_id"
+            " AND e.occurred_at = i.occurred_at AND e.seq = i.seq"
+            " WHERE i.tenant_id = ? AND i.id = ?"
+        )
+    else:
+        sql = "SELECT body FROM events WHERE tenant_id = ? AND id = ?"
+    row = conn.execute(sql, (tenant_id, event_id)).fetchone()
     return None if row is None else bytes(row[0])
 
 
@@ -63,7 +84,9 @@ class _Plan:
     residual: _Where  # filters checked on each row
 
 
-def _distinct_actions(conn: sqlite3.Connection, tenant_id: str, prefix: str) -> list[str] | None:
+def _distinct_actions(
+    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, prefix: str
+) -> list[str] | None:
     """Distinct actions starting with ``prefix``, by skipping through the action index.
 
     Each step is one index seek, so this costs O(distinct actions), not O(events).
@@ -73,7 +96,7 @@ def _distinct_actions(conn: sqlite3.Connection, tenant_id: str, prefix: str) -> 
     low, high, inclusive = prefix, prefix_upper_bound(prefix), True
     while True:
         row = conn.execute(
-            "SELECT action FROM events INDEXED BY ix_events_action WHERE tenant_id = ?"
+            f"SELECT action FROM events{dialect.hint('ix_events_action')} WHERE tenant_id = ?"
             f" AND action {'>=' if inclusive else '>'} ? AND action < ?"
             " ORDER BY action LIMIT 1",
             (tenant_id, low, high),
@@ -86,7 +109,7 @@ def _distinct_actions(conn: sqlite3.Connection, tenant_id: str, prefix: str) -> 
         low, inclusive = row[0], False
 
 
-def _plan(conn: sqlite3.Connection, flt: EventFilter) -> _Plan:
+def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
     if flt.target_type is not None:
         return _Plan("targets", (), ((),), _residual(flt, set()))
     if flt.actor_id is not None:
@@ -96,7 +119,7 @@ def _plan(conn: sqlite3.Connection, flt: EventFilter) -> _Plan:
     if flt.action is not None:
         return _Plan("ix_events_action", ("action",), ((flt.action,),), _residual(flt, {"action"}))
     if flt.action_prefix:
-        actions = _distinct_actions(conn, flt.tenant_id, flt.action_prefix)
+        actions = _distinct_actions(conn, dialect, flt.tenant_id, flt.action_prefix)
         if actions is not None:
             return _Plan(
                 "ix_events_action",
@@ -150,20 +173,22 @@ def _order_bounds(flt: EventFilter, after: PageKey | None, alias: str) -> _Where
 
 
 def _target_query(
-    flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
+    dialect: ReadDialect, flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
 ) -> tuple[str, list[Any]]:
     where = _Where()
     where.add("t.tenant_id = ?", flt.tenant_id)
     where.add("t.target_type = ?", flt.target_type)
-    source = "event_targets t INDEXED BY ix_targets_type"
+    source = f"event_targets t{dialect.hint('ix_targets_type')}"
     if flt.target_id is not None:
         where.add("t.target_id = ?", flt.target_id)
         source = "event_targets t"  # its primary key leads with (type, id)
     where.extend(_order_bounds(flt, after, "t"))
     where.extend(plan.residual)
+    # SQLite finds the event by its clustered key; PostgreSQL needs occurred_at too.
+    on_time = " AND e.occurred_at = t.occurred_at" if dialect.partitioned else ""
     sql = (
         f"SELECT t.occurred_at, t.seq, e.body FROM {source}"
-        " JOIN events e ON e.tenant_id = t.tenant_id AND e.seq = t.seq"
+        f" JOIN events e ON e.tenant_id = t.tenant_id AND e.seq = t.seq{on_time}"
         f" WHERE {where.text()} ORDER BY t.occurred_at DESC, t.seq DESC LIMIT ?"
     )
     return sql, [*where.args, limit]
@@ -179,22 +204,47 @@ def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) ->
     return where
 
 
+def _bodies(
+    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, keys: list[tuple[int, int]]
+) -> dict[int, bytes]:
+    """The bodies of the events at ``keys`` (occurred_at, seq), by seq."""
+    if dialect.partitioned:
+        pairs = ",".join(["(?, ?)"] * len(keys))
+        sql = (
+            "SELECT seq, body FROM events WHERE tenant_id = ?"
+            f" AND (occurred_at, seq) IN (VALUES {pairs})"
+        )
+        args: list[Any] = [tenant_id, *(v for key in keys for v in key)]
+    else:
+        marks = ",".join("?" * len(keys))
+        sql = f"SELECT seq, body FROM events WHERE tenant_id = ? AND seq IN ({marks})"
+        args = [tenant_id, *(seq for _, seq in keys)]
+    return dict(conn.execute(sql, args).fetchall())
+
+
 def _page(
-    conn: sqlite3.Connection, flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    flt: EventFilter,
+    plan: _Plan,
+    after: PageKey | None,
+    limit: int,
 ) -> list[tuple[int, int, bytes]]:
     if not plan.values:
         return []  # e.g. an action prefix that no stored action has
     if plan.index == "targets":
-        target_sql, target_args = _target_query(flt, plan, after, limit)
-        return conn.execute(target_sql, target_args).fetchall()
+        target_sql, target_args = _target_query(dialect, flt, plan, after, limit)
+        found: list[tuple[int, int, bytes]] = conn.execute(target_sql, target_args).fetchall()
+        return found
     order = "ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
     if len(plan.values) == 1:
         where = _branch(flt, plan, plan.values[0], after)
         sql = (
-            f"SELECT e.occurred_at, e.seq, e.body FROM events e INDEXED BY {plan.index}"
+            f"SELECT e.occurred_at, e.seq, e.body FROM events e{dialect.hint(plan.index)}"
             f" WHERE {where.text()} {order}"
         )
-        return conn.execute(sql, [*where.args, limit]).fetchall()
+        rows: list[tuple[int, int, bytes]] = conn.execute(sql, [*where.args, limit]).fetchall()
+        return rows
     # Several branches: the newest keys of each (from the index alone when no residual
     # filter needs the row), merged, then the bodies of the page's rows only.
     parts: list[str] = []
@@ -203,36 +253,34 @@ def _page(
         where = _branch(flt, plan, value, after)
         parts.append(
             "SELECT * FROM (SELECT e.occurred_at, e.seq FROM events e"
-            f" INDEXED BY {plan.index} WHERE {where.text()} {order})"
+            f"{dialect.hint(plan.index)} WHERE {where.text()} {order}) AS b"
         )
         args += [*where.args, limit]
     sql = (
-        "SELECT occurred_at, seq FROM (" + " UNION ALL ".join(parts) + ")"
+        "SELECT occurred_at, seq FROM (" + " UNION ALL ".join(parts) + ") AS branches"
         " ORDER BY occurred_at DESC, seq DESC LIMIT ?"
     )
-    keys = conn.execute(sql, [*args, limit]).fetchall()
+    keys = [(row[0], row[1]) for row in conn.execute(sql, [*args, limit]).fetchall()]
     if not keys:
         return []
-    marks = ",".join("?" * len(keys))
-    bodies = dict(
-        conn.execute(
-            f"SELECT seq, body FROM events WHERE tenant_id = ? AND seq IN ({marks})",
-            [flt.tenant_id, *(seq for _, seq in keys)],
-        ).fetchall()
-    )
+    bodies = _bodies(conn, dialect, flt.tenant_id, keys)
     return [(occurred_at, seq, bodies[seq]) for occurred_at, seq in keys]
 
 
 def list_events(
-    conn: sqlite3.Connection, flt: EventFilter, after: PageKey | None, limit: int
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    flt: EventFilter,
+    after: PageKey | None,
+    limit: int,
 ) -> list[EventRow]:
-    plan = _plan(conn, flt)
+    plan = _plan(conn, dialect, flt)
     rows: list[EventRow] = []
     seen: set[int] = set()
     cursor = after
     while len(rows) < limit:
         want = limit - len(rows)
-        fetched = _page(conn, flt, plan, cursor, want)
+        fetched = _page(conn, dialect, flt, plan, cursor, want)
         for occurred_at, seq, body in fetched:
             # With a target-type filter, one event with two targets of that type is
             # found twice; keep it once.

@@ -1,11 +1,15 @@
-"""Tenants and API keys in SQLite. Writes run on the writer thread (see writer.call)."""
+"""Tenants and API keys: plain SQL that both backends run.
+
+SQLite runs these on its writer thread (writes) or a reader connection; PostgreSQL on a
+pooled connection through the qmark adapter (store/postgres/qmark.py).
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from trailkeep.store.models import ApiKeyRecord, TenantRecord
+from trailkeep.store.sql import SqlConnection
 
 _TENANT_COLUMNS = "id, display_name, retention_days, legal_hold, created_at, updated_at"
 _KEY_COLUMNS = "id, tenant_id, role, name, secret_hash, created_at, revoked_at, last_used_at"
@@ -20,22 +24,22 @@ def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(row[0], row[1], row[2], row[3], bytes(row[4]), row[5], row[6], row[7])
 
 
-def insert_tenant(conn: sqlite3.Connection, t: TenantRecord) -> bool:
+def insert_tenant(conn: SqlConnection, t: TenantRecord) -> bool:
     cur = conn.execute(
-        f"INSERT OR IGNORE INTO tenants ({_TENANT_COLUMNS}) VALUES (?,?,?,?,?,?)",
-        (t.id, t.display_name, t.retention_days, int(t.legal_hold), t.created_at, t.updated_at),
+        f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+        (t.id, t.display_name, t.retention_days, t.legal_hold, t.created_at, t.updated_at),
     )
-    return cur.rowcount == 1
+    return bool(cur.rowcount == 1)
 
 
-def select_tenant(conn: sqlite3.Connection, tenant_id: str) -> TenantRecord | None:
+def select_tenant(conn: SqlConnection, tenant_id: str) -> TenantRecord | None:
     row = conn.execute(
         f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = ?", (tenant_id,)
     ).fetchone()
     return None if row is None else _tenant(row)
 
 
-def select_tenants(conn: sqlite3.Connection, after: str | None, limit: int) -> list[TenantRecord]:
+def select_tenants(conn: SqlConnection, after: str | None, limit: int) -> list[TenantRecord]:
     rows = conn.execute(
         f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
         (after or "", limit),
@@ -43,7 +47,7 @@ def select_tenants(conn: sqlite3.Connection, after: str | None, limit: int) -> l
     return [_tenant(r) for r in rows]
 
 
-def update_tenant(conn: sqlite3.Connection, tenant_id: str, changes: dict[str, Any]) -> bool:
+def update_tenant(conn: SqlConnection, tenant_id: str, changes: dict[str, Any]) -> bool:
     unknown = set(changes) - _TENANT_UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -53,20 +57,20 @@ def update_tenant(conn: sqlite3.Connection, tenant_id: str, changes: dict[str, A
     cur = conn.execute(
         f"UPDATE tenants SET {assignments} WHERE id = ?", (*changes.values(), tenant_id)
     )
-    return cur.rowcount == 1
+    return bool(cur.rowcount == 1)
 
 
-def delete_tenant(conn: sqlite3.Connection, tenant_id: str) -> bool:
+def delete_tenant(conn: SqlConnection, tenant_id: str, data_tables: tuple[str, ...]) -> bool:
+    """Delete a tenant and everything it owns (``data_tables``: see store/schema.py)."""
     cur = conn.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
     if cur.rowcount != 1:
         return False
-    conn.execute("DELETE FROM api_keys WHERE tenant_id = ?", (tenant_id,))
-    conn.execute("DELETE FROM event_targets WHERE tenant_id = ?", (tenant_id,))
-    conn.execute("DELETE FROM events WHERE tenant_id = ?", (tenant_id,))
+    for table in data_tables:
+        conn.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (tenant_id,))
     return True
 
 
-def insert_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
+def insert_key(conn: SqlConnection, k: ApiKeyRecord) -> None:
     conn.execute(
         f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
         (
@@ -82,12 +86,12 @@ def insert_key(conn: sqlite3.Connection, k: ApiKeyRecord) -> None:
     )
 
 
-def select_key(conn: sqlite3.Connection, key_id: str) -> ApiKeyRecord | None:
+def select_key(conn: SqlConnection, key_id: str) -> ApiKeyRecord | None:
     row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
     return None if row is None else _key(row)
 
 
-def select_keys(conn: sqlite3.Connection, tenant_id: str | None) -> list[ApiKeyRecord]:
+def select_keys(conn: SqlConnection, tenant_id: str | None) -> list[ApiKeyRecord]:
     if tenant_id is None:
         sql = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant_id IS NULL ORDER BY created_at"
         rows = conn.execute(sql).fetchall()
@@ -97,17 +101,17 @@ def select_keys(conn: sqlite3.Connection, tenant_id: str | None) -> list[ApiKeyR
     return [_key(r) for r in rows]
 
 
-def revoke_key(conn: sqlite3.Connection, key_id: str, tenant_id: str | None, at: int) -> bool:
+def revoke_key(conn: SqlConnection, key_id: str, tenant_id: str | None, at: int) -> bool:
     """Revoke a key; with ``tenant_id`` only if the key belongs to that tenant."""
     sql = "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
     args: tuple[Any, ...] = (at, key_id)
     if tenant_id is not None:
         sql += " AND tenant_id = ?"
         args = (*args, tenant_id)
-    return conn.execute(sql, args).rowcount == 1
+    return bool(conn.execute(sql, args).rowcount == 1)
 
 
-def touch_keys(conn: sqlite3.Connection, last_used: dict[str, int]) -> None:
+def touch_keys(conn: SqlConnection, last_used: dict[str, int]) -> None:
     conn.executemany(
         "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND"
         " (last_used_at IS NULL OR last_used_at < ?)",

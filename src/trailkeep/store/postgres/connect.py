@@ -1,0 +1,58 @@
+"""Opening PostgreSQL connections, and telling an outage from a bad statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from trailkeep.errors import StoreUnavailable
+from trailkeep.store.urls import DatabaseUrl
+
+
+@dataclass(frozen=True, slots=True)
+class PgOptions:
+    url: DatabaseUrl
+    connect_timeout_s: float = 2.0
+    statement_timeout_ms: int = 10_000
+    pool_size: int = 6
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "autocommit": True,  # transactions are explicit (conn.transaction())
+            "connect_timeout": max(1, round(self.connect_timeout_s)),
+            "application_name": "trailkeep",
+            # No statement may hold the database for long, whatever the request.
+            "options": f"-c statement_timeout={self.statement_timeout_ms}",
+        }
+
+
+def connect(options: PgOptions) -> psycopg.Connection[Any]:
+    return psycopg.Connection.connect(options.url.libpq, **options.connect_kwargs())
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """The database is unreachable (down, restarting, network) rather than the data bad."""
+    return isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout)) and not (
+        isinstance(exc, pg_errors.QueryCanceled)
+    )
+
+
+def unavailable(exc: BaseException, doing: str) -> StoreUnavailable:
+    """The 503 for a failed database call: says what failed, never the SQL or data."""
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        reason = "no database connection became available in time"
+    elif isinstance(exc, pg_errors.DiskFull):
+        reason = "the database disk is full"
+    elif isinstance(exc, pg_errors.InsufficientPrivilege):
+        reason = "the database user lacks a permission"
+    elif isinstance(exc, pg_errors.QueryCanceled):
+        reason = "the statement ran past the statement timeout"
+    elif isinstance(exc, psycopg.OperationalError):
+        reason = "the database is unreachable"
+    else:
+        reason = f"database error ({type(exc).__name__})"
+    return StoreUnavailable(f"{doing} failed: {reason}", retry_after=1)

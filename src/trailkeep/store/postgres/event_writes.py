@@ -1,0 +1,125 @@
+"""The body of one group-commit transaction on PostgreSQL.
+
+1. Lock the ``tenant_seqs`` row of every tenant in the group, in tenant order (so two
+   processes never deadlock). Until COMMIT no other process can hand out seqs of these
+   tenants, nor store an id of theirs: seqs stay unique and gapless, and an idempotency
+   check made under the lock cannot race with another process's insert.
+2. Look up client-supplied ids among stored events (retries and conflicts).
+3. COPY the new rows in (binary), then advance each tenant's counter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.models import AppendResult, EventDraft
+
+EVENT_COLUMNS = (
+    "tenant_id, seq, id, occurred_at, received_at, action, actor_id, actor_type,"
+    " severity, outcome, request_hash, body"
+)
+_EVENT_TYPES = [
+    "text", "int8", "text", "int8", "int8", "text", "text", "text", "int4", "text", "bytea",
+    "bytea",
+]  # fmt: skip
+TARGET_COLUMNS = "tenant_id, seq, target_type, target_id, occurred_at"
+_TARGET_TYPES = ["text", "int8", "text", "text", "int8"]
+_ID_TYPES = ["text", "int8", "text", "int8"]
+
+
+def lock_counters(conn: psycopg.Connection[Any], tenants: list[str]) -> dict[str, int]:
+    """Lock and read the next seq of each tenant (creating counters that are missing)."""
+    sql = (
+        "SELECT tenant_id, next_seq FROM tenant_seqs WHERE tenant_id = ANY(%s)"
+        " ORDER BY tenant_id FOR UPDATE"
+    )
+    found = dict(conn.execute(sql, (tenants,)).fetchall())
+    if len(found) < len(tenants):
+        conn.execute(
+            "INSERT INTO tenant_seqs (tenant_id, next_seq) SELECT t, 0 FROM unnest(%s::text[]) t"
+            " ON CONFLICT (tenant_id) DO NOTHING",
+            ([t for t in tenants if t not in found],),
+        )
+        found = dict(conn.execute(sql, (tenants,)).fetchall())
+    return found
+
+
+def _existing(
+    conn: psycopg.Connection[Any], drafts: list[EventDraft]
+) -> dict[tuple[str, str], Prior]:
+    found: dict[tuple[str, str], Prior] = {}
+    for tenant_id, ids in supplied_ids(drafts).items():
+        rows = conn.execute(
+            "SELECT i.id, i.seq, e.request_hash, e.body FROM event_ids i"
+            " JOIN events e ON e.tenant_id = i.tenant_id AND e.occurred_at = i.occurred_at"
+            " AND e.seq = i.seq WHERE i.tenant_id = %s AND i.id = ANY(%s)",
+            (tenant_id, ids),
+        ).fetchall()
+        for event_id, seq, request_hash, body in rows:
+            found[(tenant_id, event_id)] = (seq, request_hash, body)
+    return found
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any],
+    table: str,
+    columns: str,
+    types: list[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    if not rows:
+        return
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+def insert_stored_rows(
+    conn: psycopg.Connection[Any],
+    event_rows: Sequence[tuple[Any, ...]],
+    target_rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """COPY finished rows (column order of EVENT_COLUMNS / TARGET_COLUMNS) and their ids.
+
+    Used by the writer, and by the benchmarks for their preloads.
+    """
+    copy_rows(conn, "events", EVENT_COLUMNS, _EVENT_TYPES, event_rows)
+    copy_rows(
+        conn,
+        "event_ids",
+        "tenant_id, seq, id, occurred_at",
+        _ID_TYPES,
+        [(r[0], r[1], r[2], r[3]) for r in event_rows],
+    )
+    copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
+
+
+def write_events(conn: psycopg.Connection[Any], drafts: list[EventDraft]) -> list[AppendResult]:
+    """Runs inside the writer's transaction."""
+    counters = lock_counters(conn, sorted({d.tenant_id for d in drafts}))
+    start = dict(counters)
+
+    def take(tenant_id: str) -> int:
+        seq = counters[tenant_id]
+        counters[tenant_id] = seq + 1
+        return seq
+
+    rows = build_rows(drafts, _existing(conn, drafts), take)
+    insert_stored_rows(conn, rows.events, rows.targets)
+    moved = [t for t in counters if counters[t] != start[t]]
+    if moved:
+        conn.execute(
+            "UPDATE tenant_seqs AS s SET next_seq = u.next_seq"
+            " FROM unnest(%s::text[], %s::int8[]) AS u(tenant_id, next_seq)"
+            " WHERE s.tenant_id = u.tenant_id",
+            (moved, [counters[t] for t in moved]),
+        )
+    return rows.results

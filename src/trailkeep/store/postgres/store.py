@@ -1,0 +1,177 @@
+"""PostgresStore: the Store protocol over PostgreSQL.
+
+Event writes go through the group-commit writer thread (one connection per process);
+reads and admin writes use a small connection pool, from worker threads. The SQL of
+reads and of tenants/keys is shared with SQLite (store/event_reads.py,
+store/admin_sql.py) and runs here through the qmark adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from anyio import to_thread
+
+from trailkeep.errors import StoreUnavailable
+from trailkeep.store import admin_sql, event_reads
+from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
+from trailkeep.store.migrate import SchemaError, check_schema
+from trailkeep.store.models import (
+    ApiKeyRecord,
+    AppendResult,
+    EventDraft,
+    EventFilter,
+    EventRow,
+    PageKey,
+    TenantRecord,
+)
+from trailkeep.store.postgres.connect import PgOptions, connect, unavailable
+from trailkeep.store.postgres.partitions import PartitionManager
+from trailkeep.store.postgres.qmark import QmarkConnection
+from trailkeep.store.postgres.session import PgWriterSession
+from trailkeep.store.schema import TENANT_DATA_TABLES
+
+T = TypeVar("T")
+POSTGRES = event_reads.ReadDialect(index_hints=False, partitioned=True)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        options: PgOptions,
+        *,
+        partitions_ahead_months: int = 3,
+        commit_max_events: int = 5000,
+        commit_max_wait_ms: float = 0.0,
+        queue_max: int = 50_000,
+    ) -> None:
+        self.options = options
+        self._partitions = PartitionManager(partitions_ahead_months)
+        self._writer = GroupCommitWriter(
+            PgWriterSession(options, self._partitions),
+            max_events=commit_max_events,
+            max_wait_ms=commit_max_wait_ms,
+            queue_max=queue_max,
+        )
+        self._pool = psycopg_pool.ConnectionPool(
+            options.url.libpq,
+            min_size=1,
+            max_size=options.pool_size,
+            kwargs=options.connect_kwargs(),
+            timeout=options.connect_timeout_s,
+            # After an outage, connections the pool still holds are dead; checking one
+            # before handing it out costs a round trip and saves a failed request.
+            check=psycopg_pool.ConnectionPool.check_connection,
+            reconnect_timeout=0,  # keep trying for ever; the server recovers by itself
+            open=False,
+            name="trailkeep",
+        )
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await to_thread.run_sync(check_schema, self.options.url, self.options.connect_timeout_s)
+        except SchemaError as exc:
+            raise StoreUnavailable(str(exc)) from None
+        try:
+            await to_thread.run_sync(self._prepare)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"cannot use {self.options.url.redacted}: {exc}") from None
+
+    def _prepare(self) -> None:
+        with connect(self.options) as conn:
+            self._partitions.load(conn)
+            self._partitions.ensure_ahead(conn)
+        self._pool.open(wait=True, timeout=self.options.connect_timeout_s * 2)
+        self._writer.start()
+
+    async def close(self) -> None:
+        await to_thread.run_sync(self._writer.stop)
+        await to_thread.run_sync(self._pool.close)
+
+    def is_ready(self) -> bool:
+        return self._writer.alive
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- plumbing ------------------------------------------------------------------
+    def _run(self, fn: Callable[[QmarkConnection], T], transaction: bool) -> T:
+        with self._pool.connection() as conn:
+            if not transaction:
+                return fn(QmarkConnection(conn))
+            with conn.transaction():
+                return fn(QmarkConnection(conn))
+
+    async def _read(self, fn: Callable[[QmarkConnection], T]) -> T:
+        try:
+            return await to_thread.run_sync(self._run, fn, False)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise unavailable(exc, "database read") from exc
+
+    async def _write(self, fn: Callable[[QmarkConnection], T]) -> T:
+        try:
+            return await to_thread.run_sync(self._run, fn, True)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise unavailable(exc, "database write") from exc
+
+    # -- events --------------------------------------------------------------------
+    async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
+        try:
+            return await self._writer.append(drafts)
+        except WriterUnavailable as exc:
+            raise StoreUnavailable(str(exc), retry_after=1) from exc
+
+    async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
+        return await self._read(lambda c: event_reads.get_event(c, POSTGRES, tenant_id, event_id))
+
+    async def list_events(
+        self, flt: EventFilter, after: PageKey | None, limit: int
+    ) -> list[EventRow]:
+        return await self._read(lambda c: event_reads.list_events(c, POSTGRES, flt, after, limit))
+
+    # -- tenants -------------------------------------------------------------------
+    async def create_tenant(self, record: TenantRecord) -> bool:
+        def create(conn: QmarkConnection) -> bool:
+            created = admin_sql.insert_tenant(conn, record)
+            if created:
+                conn.execute(
+                    "INSERT INTO tenant_seqs (tenant_id, next_seq) VALUES (?, 0)"
+                    " ON CONFLICT (tenant_id) DO NOTHING",
+                    (record.id,),
+                )
+            return created
+
+        return await self._write(create)
+
+    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        return await self._read(lambda c: admin_sql.select_tenant(c, tenant_id))
+
+    async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]:
+        return await self._read(lambda c: admin_sql.select_tenants(c, after, limit))
+
+    async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool:
+        return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
+
+    async def delete_tenant(self, tenant_id: str) -> bool:
+        tables = TENANT_DATA_TABLES["postgresql"]
+        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id, tables))
+
+    # -- API keys ------------------------------------------------------------------
+    async def create_key(self, record: ApiKeyRecord) -> None:
+        await self._write(lambda c: admin_sql.insert_key(c, record))
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        return await self._read(lambda c: admin_sql.select_key(c, key_id))
+
+    async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]:
+        return await self._read(lambda c: admin_sql.select_keys(c, tenant_id))
+
+    async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool:
+        return await self._write(lambda c: admin_sql.revoke_key(c, key_id, tenant_id, at))
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None:
+        await self._write(lambda c: admin_sql.touch_keys(c, last_used))
