@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import backends
+
 from trailkeep.app import build_store, create_app
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
@@ -28,6 +30,11 @@ TENANTS = ("acme", "globex")
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test, on the database of the backend the test runs on."""
+    if backends.current_url is not None:
+        overrides.setdefault("database_url", backends.current_url)
+    elif "database_url" not in overrides:
+        backends.provide_sqlite(data_dir, _TEMPLATE_DIR[0])
     values: dict[str, Any] = {
         "env": "test",
         "data_dir": data_dir,
@@ -115,6 +122,64 @@ class World:
 
 def event(action: str = "user.login", actor: str = "u1", **extra: Any) -> dict[str, Any]:
     return {"action": action, "actor": {"id": actor}, **extra}
+
+
+_TEMPLATE_DIR: list[Path] = []
+_PG_SKIPPED: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _template_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _TEMPLATE_DIR.append(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[backends.PgTestDatabase]:
+    problem = backends.server_problem()
+    if problem is not None:
+        if backends.IN_CI:
+            pytest.fail(f"CI=true and the PostgreSQL half cannot run: {problem}")
+        _PG_SKIPPED.append(problem)
+        pytest.skip(problem)
+    db = backends.PgTestDatabase()
+    db.create()
+    yield db
+    db.drop()
+
+
+@pytest.fixture(params=backends.BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test once per backend; make_settings() then points at that backend."""
+    if request.param == "postgresql":
+        db: backends.PgTestDatabase = request.getfixturevalue("pg_database")
+        db.reset()
+        backends.current_url = db.url
+    try:
+        yield str(request.param)
+    finally:
+        backends.current_url = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked sqlite_only run on SQLite alone (e.g. SQLite's own query plans)."""
+    keep = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("backend") if callspec is not None else None
+        if param == "postgresql" and item.get_closest_marker("sqlite_only"):
+            continue
+        keep.append(item)
+    items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _PG_SKIPPED:
+        terminalreporter.write_line(
+            f"NOTE: the PostgreSQL half of the suite was SKIPPED: {_PG_SKIPPED[0]}. "
+            "Set TRAILKEEP_TEST_PG_URL or start PostgreSQL; CI=true makes this a failure.",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture

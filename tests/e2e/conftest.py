@@ -9,6 +9,17 @@ import pytest
 from tests.e2e.server import Server, cli, free_port
 
 
+@pytest.fixture(autouse=True)
+def _on_each_backend(backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every end-to-end test runs on both backends; the processes it starts inherit the
+    database URL from the environment (SQLite: the data dir's own file)."""
+    from tests import backends
+
+    if backends.current_url is not None:
+        monkeypatch.setenv("TRAILKEEP_DATABASE_URL", backends.current_url)
+    return backend
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = Server(tmp_path, free_port())

@@ -111,6 +111,7 @@ def test_production_refuses_default_secret(server: Server) -> None:
     assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
 
 
+@pytest.mark.sqlite_only
 def test_bad_database_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
+
 from trailkeep.store.event_reads import list_events
 from trailkeep.store.migrate import upgrade
 from trailkeep.store.models import EventFilter, PageKey
 from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.store import SQLITE
 from trailkeep.store.urls import parse_database_url
+
+# SQLite's planner, read through EXPLAIN QUERY PLAN; PostgreSQL's: test_pg_query_plans.py.
+pytestmark = pytest.mark.sqlite_only
 
 FILTERS = {
     "none": {},

@@ -1,7 +1,8 @@
 """When the database refuses a write, or the writer is overloaded, clients get a 503
 with Retry-After, nothing half-written is stored, and no seq is consumed.
 
-The failure is a real SQLite error (a trigger that aborts the insert), not a mock.
+The failure is a real database error (a trigger that aborts the insert, in SQLite or in
+PostgreSQL), not a mock.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import backends
 from tests.conftest import World, auth, event, make_settings, seed_keys
 from trailkeep.app import create_app
 
@@ -26,19 +29,37 @@ def _world(tmp_path: Path, **overrides: Any) -> Iterator[World]:
         yield World(client, settings, keys)
 
 
+_PG_BOOM = """
+CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.action = 'boom.now' THEN RAISE EXCEPTION 'simulated storage failure'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom();
+"""
+
+
 @pytest.fixture
 def failing_world(tmp_path: Path) -> Iterator[World]:
-    """A database whose inserts of action 'boom.now' fail inside SQLite."""
+    """A database whose inserts of action 'boom.now' fail inside the database."""
     world_iter = _world(tmp_path)
     world = next(world_iter)
-    db = sqlite3.connect(tmp_path / "trailkeep.db")
-    db.execute(
-        "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.action = 'boom.now'"
-        " BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END"
-    )
-    db.commit()
-    db.close()
-    yield world
+    if backends.current_url is None:
+        db = sqlite3.connect(tmp_path / "trailkeep.db")
+        db.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.action = 'boom.now'"
+            " BEGIN SELECT RAISE(ABORT, 'simulated storage failure'); END"
+        )
+        db.commit()
+        db.close()
+        yield world
+    else:
+        with psycopg.connect(backends.current_url, autocommit=True) as pg:
+            pg.execute(_PG_BOOM)
+            try:
+                yield world
+            finally:
+                pg.execute("DROP TRIGGER boom ON events; DROP FUNCTION boom()")
     next(world_iter, None)
 
 

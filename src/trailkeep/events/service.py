@@ -18,6 +18,7 @@ from trailkeep.events.cursor import CursorCodec
 from trailkeep.events.normalize import EventTooLarge, check_occurred, to_draft
 from trailkeep.events.parsing import parse_batch
 from trailkeep.events.schema import EventIn
+from trailkeep.kit.text import check_text
 from trailkeep.kit.timeutil import format_us, now_us, to_us
 from trailkeep.store.base import Store
 from trailkeep.store.models import AppendResult, EventDraft, EventFilter, EventRow, PageKey
@@ -47,6 +48,16 @@ class ItemOutcome:
 class Page:
     rows: list[EventRow]
     next_cursor: str | None
+
+
+def _storable_id(event_id: str, max_length: int) -> bool:
+    if len(event_id) > max_length:
+        return False
+    try:
+        check_text(event_id)
+    except ValueError:
+        return False
+    return True
 
 
 class EventService:
@@ -139,7 +150,13 @@ class EventService:
     # -- reading -------------------------------------------------------------------
     async def get(self, principal: Principal, tenant: str | None, event_id: str) -> bytes:
         tenant_id = principal.scope(Permission.READ, tenant)
-        body = await self._store.get_event(tenant_id, event_id)
+        # An id that ingest would have refused (NUL, lone surrogate, too long) names no
+        # stored event; PostgreSQL could not even compare it.
+        body = (
+            await self._store.get_event(tenant_id, event_id)
+            if _storable_id(event_id, self._limits.max_id_length)
+            else None
+        )
         if body is None:
             # The same answer whether the id is unknown or belongs to another tenant.
             raise NotFound(f"event '{event_id}' not found")

@@ -1,0 +1,86 @@
+"""The databases the integration and end-to-end tests run against.
+
+Every such test runs twice: on SQLite (a fresh file per test, copied from one migrated
+template) and on PostgreSQL (one database per test run, created and migrated once,
+emptied between tests, dropped at the end). The server is the machine's PostgreSQL,
+``TRAILKEEP_TEST_PG_URL`` (default postgresql://postgres@127.0.0.1:5432/test) names
+the database to connect to for creating ours.
+
+Without a PostgreSQL server the PostgreSQL half is skipped, and the run says so at the
+end; under ``CI=true`` it fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from trailkeep.store.migrate import upgrade
+from trailkeep.store.urls import parse_database_url
+
+ADMIN_URL = os.environ.get("TRAILKEEP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_TABLES = "tenants, api_keys, events, event_targets, event_ids, tenant_seqs"
+
+# The database URL of the test running now (None: SQLite in the test's data dir).
+current_url: str | None = None
+_sqlite_template: Path | None = None
+
+
+def sqlite_template(directory: Path) -> Path:
+    global _sqlite_template
+    if _sqlite_template is None:
+        path = directory / "template.db"
+        upgrade(parse_database_url(f"sqlite:///{path}"))
+        _sqlite_template = path
+    return _sqlite_template
+
+
+def provide_sqlite(data_dir: Path, template_dir: Path) -> None:
+    """A migrated, empty SQLite database at ``data_dir/trailkeep.db`` (if none is there)."""
+    target = data_dir / "trailkeep.db"
+    if not target.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sqlite_template(template_dir), target)
+
+
+def url_with_database(url: str, name: str) -> str:
+    head, _, _ = url.rpartition("/")
+    return f"{head}/{name}"
+
+
+class PgTestDatabase:
+    """One database of our own on the test server, for the whole run."""
+
+    def __init__(self) -> None:
+        self.name = f"trailkeep_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self.url = url_with_database(ADMIN_URL, self.name)
+
+    def create(self) -> None:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        upgrade(parse_database_url(self.url))
+
+    def reset(self) -> None:
+        """Empty every table (partitions stay: the service would recreate them anyway)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {_TABLES}")
+
+    def drop(self) -> None:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def server_problem() -> str | None:
+    """Why the PostgreSQL half cannot run here, or None when it can."""
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"no PostgreSQL server answers at {ADMIN_URL}: {str(exc).strip()}"
+    return None
