@@ -18,7 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests import backends
-
 from trailkeep.app import build_store, create_app
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-
 from trailkeep.store.event_reads import list_events
 from trailkeep.store.migrate import upgrade
 from trailkeep.store.models import EventFilter, PageKey
