@@ -93,10 +93,17 @@ def serve(
     import uvicorn
 
     from trailkeep.app import create_app
+    from trailkeep.store.migrate import SchemaError, check_schema
 
     settings = load_settings(
         host=host, port=port, data_dir=data_dir, database_url=database_url, env=env
     )
+    # Checked here too (the store checks again at start-up) to fail with one clear line
+    # instead of a server start-up traceback: unreachable, unmigrated or newer schema.
+    try:
+        check_schema(settings.database(), timeout=settings.pg_connect_timeout_seconds)
+    except SchemaError as exc:
+        raise _fail(str(exc)) from None
     application = create_app(settings)
     # Process-wide, so set by the server command, not by create_app.
     sys.setswitchinterval(settings.gil_switch_interval_us / 1_000_000)

@@ -51,6 +51,10 @@ class WriterSession(Protocol):
         """True when ``exc`` means the database is unreachable, not that the data is bad."""
         ...
 
+    def describe(self, exc: BaseException) -> str:
+        """What clients are told about a failed write (never another request's data)."""
+        ...
+
 
 @dataclass(slots=True)
 class _AppendJob:
@@ -192,7 +196,7 @@ class GroupCommitWriter:
                     self._commit_group([job])
                 return
             log.error("group commit failed", error=repr(exc), events=len(drafts))
-            self._finish(group, None, WriterUnavailable(f"write failed: {exc}"))
+            self._finish(group, None, WriterUnavailable(self._session.describe(exc)))
             return
         self._finish(group, results, None)
 

@@ -13,7 +13,7 @@ import psycopg
 import structlog
 
 from trailkeep.store.models import AppendResult, EventDraft
-from trailkeep.store.postgres.connect import PgOptions, connect, lost_connection
+from trailkeep.store.postgres.connect import PgOptions, connect, lost_connection, unavailable
 from trailkeep.store.postgres.event_writes import write_events
 from trailkeep.store.postgres.partitions import PartitionManager
 
@@ -63,3 +63,7 @@ class PgWriterSession:
 
     def lost_connection(self, exc: BaseException) -> bool:
         return lost_connection(exc)
+
+    def describe(self, exc: BaseException) -> str:
+        # PostgreSQL's messages may quote row values; clients get the kind of failure.
+        return unavailable(exc, "database write").message

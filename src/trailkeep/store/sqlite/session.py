@@ -60,3 +60,6 @@ class SqliteWriterSession:
 
     def lost_connection(self, exc: BaseException) -> bool:
         return False  # an embedded database has no connection to lose
+
+    def describe(self, exc: BaseException) -> str:
+        return f"write failed: {exc}"  # SQLite's messages name no row data
