@@ -94,9 +94,11 @@ def test_service_refuses_a_schema_it_does_not_know(
         with pytest.raises(SchemaError, match=re.escape(message)):
             check_schema(db)
         settings = make_settings(tmp_path, database_url=db.raw)
-        with pytest.raises(StoreUnavailable, match=re.escape(message)):
-            with TestClient(create_app(settings)):
-                pass
+        with (
+            pytest.raises(StoreUnavailable, match=re.escape(message)),
+            TestClient(create_app(settings)),
+        ):
+            pass
         if revision is not None:
             # migrate will not touch a schema it does not know either
             with pytest.raises(SchemaError, match="newer Trailkeep"):
