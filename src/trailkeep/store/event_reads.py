@@ -175,6 +175,12 @@ def _order_bounds(flt: EventFilter, after: PageKey | None, alias: str) -> _Where
 def _target_query(
     dialect: ReadDialect, flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
 ) -> tuple[str, list[Any]]:
+    """SQLite: the page joined to its events. PostgreSQL: the page's keys only.
+
+    PostgreSQL's planner prices a join to every monthly partition per row too high and
+    may scan a whole partition instead; its bodies (and the residual filters) are
+    fetched afterwards by key, see _bodies.
+    """
     where = _Where()
     where.add("t.tenant_id = ?", flt.tenant_id)
     where.add("t.target_type = ?", flt.target_type)
@@ -183,13 +189,15 @@ def _target_query(
         where.add("t.target_id = ?", flt.target_id)
         source = "event_targets t"  # its primary key leads with (type, id)
     where.extend(_order_bounds(flt, after, "t"))
+    order = "ORDER BY t.occurred_at DESC, t.seq DESC LIMIT ?"
+    if dialect.partitioned:
+        sql = f"SELECT t.occurred_at, t.seq FROM {source} WHERE {where.text()} {order}"
+        return sql, [*where.args, limit]
     where.extend(plan.residual)
-    # SQLite finds the event by its clustered key; PostgreSQL needs occurred_at too.
-    on_time = " AND e.occurred_at = t.occurred_at" if dialect.partitioned else ""
     sql = (
         f"SELECT t.occurred_at, t.seq, e.body FROM {source}"
-        f" JOIN events e ON e.tenant_id = t.tenant_id AND e.seq = t.seq{on_time}"
-        f" WHERE {where.text()} ORDER BY t.occurred_at DESC, t.seq DESC LIMIT ?"
+        f" JOIN events e ON e.tenant_id = t.tenant_id AND e.seq = t.seq"
+        f" WHERE {where.text()} {order}"
     )
     return sql, [*where.args, limit]
 
@@ -205,21 +213,31 @@ def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) ->
 
 
 def _bodies(
-    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, keys: list[tuple[int, int]]
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    tenant_id: str,
+    keys: list[tuple[int, int]],
+    residual: _Where | None = None,
 ) -> dict[int, bytes]:
-    """The bodies of the events at ``keys`` (occurred_at, seq), by seq."""
+    """The bodies of the events at ``keys`` (occurred_at, seq) that pass ``residual``."""
+    where = _Where()
+    where.add("e.tenant_id = ?", tenant_id)
     if dialect.partitioned:
         pairs = ",".join(["(?, ?)"] * len(keys))
-        sql = (
-            "SELECT seq, body FROM events WHERE tenant_id = ?"
-            f" AND (occurred_at, seq) IN (VALUES {pairs})"
-        )
-        args: list[Any] = [tenant_id, *(v for key in keys for v in key)]
+        where.add(f"(e.occurred_at, e.seq) IN (VALUES {pairs})", *(v for key in keys for v in key))
     else:
-        marks = ",".join("?" * len(keys))
-        sql = f"SELECT seq, body FROM events WHERE tenant_id = ? AND seq IN ({marks})"
-        args = [tenant_id, *(seq for _, seq in keys)]
-    return dict(conn.execute(sql, args).fetchall())
+        where.add(f"e.seq IN ({','.join('?' * len(keys))})", *(seq for _, seq in keys))
+    if residual is not None:
+        where.extend(residual)
+    sql = f"SELECT e.seq, e.body FROM events e WHERE {where.text()}"
+    return dict(conn.execute(sql, where.args).fetchall())
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    rows: list[tuple[int, int, bytes]]
+    last: PageKey | None  # the last key read, matching or not
+    exhausted: bool  # no more keys after ``last``
 
 
 def _page(
@@ -229,13 +247,19 @@ def _page(
     plan: _Plan,
     after: PageKey | None,
     limit: int,
-) -> list[tuple[int, int, bytes]]:
+) -> _Fetched:
     if not plan.values:
-        return []  # e.g. an action prefix that no stored action has
+        return _Fetched([], None, True)  # e.g. an action prefix that no stored action has
     if plan.index == "targets":
         target_sql, target_args = _target_query(dialect, flt, plan, after, limit)
-        found: list[tuple[int, int, bytes]] = conn.execute(target_sql, target_args).fetchall()
-        return found
+        found = conn.execute(target_sql, target_args).fetchall()
+        last = PageKey(found[-1][0], found[-1][1]) if found else None
+        exhausted = len(found) < limit
+        if dialect.partitioned and found:
+            keys = [(row[0], row[1]) for row in found]
+            bodies = _bodies(conn, dialect, flt.tenant_id, keys, plan.residual)
+            found = [(at, seq, bodies[seq]) for at, seq in keys if seq in bodies]
+        return _Fetched(found, last, exhausted)
     order = "ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
     if len(plan.values) == 1:
         where = _branch(flt, plan, plan.values[0], after)
@@ -243,8 +267,7 @@ def _page(
             f"SELECT e.occurred_at, e.seq, e.body FROM events e{dialect.hint(plan.index)}"
             f" WHERE {where.text()} {order}"
         )
-        rows: list[tuple[int, int, bytes]] = conn.execute(sql, [*where.args, limit]).fetchall()
-        return rows
+        return _Fetched(conn.execute(sql, [*where.args, limit]).fetchall(), None, True)
     # Several branches: the newest keys of each (from the index alone when no residual
     # filter needs the row), merged, then the bodies of the page's rows only.
     parts: list[str] = []
@@ -262,9 +285,9 @@ def _page(
     )
     keys = [(row[0], row[1]) for row in conn.execute(sql, [*args, limit]).fetchall()]
     if not keys:
-        return []
+        return _Fetched([], None, True)
     bodies = _bodies(conn, dialect, flt.tenant_id, keys)
-    return [(occurred_at, seq, bodies[seq]) for occurred_at, seq in keys]
+    return _Fetched([(at, seq, bodies[seq]) for at, seq in keys], None, True)
 
 
 def list_events(
@@ -278,16 +301,19 @@ def list_events(
     rows: list[EventRow] = []
     seen: set[int] = set()
     cursor = after
+    scan = limit
     while len(rows) < limit:
-        want = limit - len(rows)
-        fetched = _page(conn, dialect, flt, plan, cursor, want)
-        for occurred_at, seq, body in fetched:
+        fetched = _page(conn, dialect, flt, plan, cursor, scan)
+        for occurred_at, seq, body in fetched.rows:
             # With a target-type filter, one event with two targets of that type is
             # found twice; keep it once.
             if seq not in seen:
                 seen.add(seq)
                 rows.append(EventRow(occurred_at, seq, bytes(body)))
-        if len(fetched) < want or plan.index != "targets":
+        if fetched.exhausted or fetched.last is None:
             break
-        cursor = PageKey(fetched[-1][0], fetched[-1][1])
+        # Only target pages come back short but not exhausted (duplicates, or rows
+        # the residual filters rejected): read on, in growing steps.
+        cursor = fetched.last
+        scan = min(scan * 2, 1000)
     return rows[:limit]
