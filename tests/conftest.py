@@ -160,12 +160,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked sqlite_only run on SQLite alone (e.g. SQLite's own query plans)."""
+    """Tests marked sqlite_only run on SQLite alone (e.g. SQLite's own query plans), and
+    those marked postgres_only on PostgreSQL alone (e.g. a PostgreSQL outage)."""
     keep = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         param = callspec.params.get("backend") if callspec is not None else None
         if param == "postgresql" and item.get_closest_marker("sqlite_only"):
+            continue
+        if param == "sqlite" and item.get_closest_marker("postgres_only"):
             continue
         keep.append(item)
     items[:] = keep
