@@ -4,9 +4,11 @@
   generator on a 2-core machine is not the bottleneck;
 - starting and stopping a real ``trailkeep serve`` process, and the CLI calls that
   create tenants and keys;
-- a generator of realistic events (client bodies and stored rows) and a fast bulk
-  loader that writes stored rows straight into SQLite with the service's own schema
-  and INSERT statements.
+- a generator of realistic events (client bodies and stored rows);
+- what a benchmark needs of its database (``Database``): bench/sqlite_load.py (the
+  default) loads stored rows straight into SQLite with the service's own schema and
+  INSERT statements, bench/pg_load.py (``--database-url postgresql://...``) COPYs them
+  into PostgreSQL with the service's own COPY code.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from rich.console import Console
@@ -43,17 +45,14 @@ from trailkeep.events.schema import SEVERITY_RANK
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.kit.timeutil import format_us
-from trailkeep.store.migrate import upgrade
-from trailkeep.store.sqlite.connection import open_connection
-
-# The service's own insert code, so preloaded rows are exactly what it would write.
-from trailkeep.store.sqlite.event_writes import insert_stored_rows
-from trailkeep.store.urls import parse_database_url
+from trailkeep.store.urls import DatabaseUrlError, parse_database_url
 
 HOST = "127.0.0.1"
 T = TypeVar("T")
 EventRowT = tuple[Any, ...]
 TargetRowT = tuple[str, int, str, str, int]
+# One transaction's worth of rows for a raw (no service) write.
+Txn = tuple[list[EventRowT], list[TargetRowT]]
 DAY_US = 86_400 * 1_000_000
 
 # Wide enough for the result tables when the output is a file or a pipe.
@@ -110,27 +109,28 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--database-url",
         default=None,
-        help="forward compatibility: only SQLite (the default) is supported",
+        help="'sqlite' (the default) or postgresql://USER@HOST:PORT/trailkeep_bench...: a "
+        "database the benchmark drops and re-creates (its name must start with "
+        "trailkeep_bench)",
     )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--out", type=Path, default=None, help="write the JSON summary here")
 
 
-def check_database_url(url: str | None) -> None:
-    """--database-url is accepted for forward compatibility; only SQLite works today."""
+def check_database_url(url: str | None) -> str | None:
+    """The PostgreSQL URL given with --database-url, or None for SQLite (the default)."""
     if url is None or url in ("sqlite", "sqlite:", "sqlite://"):
-        return
-    scheme = url.split(":", 1)[0]
-    if scheme != "sqlite":
+        return None
+    if url.split(":", 1)[0] == "sqlite":
         raise SystemExit(
-            f"error: --database-url {scheme}://... is not supported yet: the benchmarks "
-            "run on SQLite only (pass 'sqlite' or leave the flag out)"
+            "error: the benchmark creates and places its own SQLite files; use --data-dir "
+            "(bench/ingest.py) or --db (bench/query.py) instead of --database-url sqlite:///PATH"
         )
-    raise SystemExit(
-        "error: the benchmark creates and places its own SQLite files; use --data-dir "
-        "(bench/ingest.py) or --db (bench/query.py) instead of --database-url sqlite:///PATH"
-    )
+    try:
+        return parse_database_url(url).libpq
+    except DatabaseUrlError as exc:
+        raise SystemExit(f"error: --database-url: {exc}") from None
 
 
 def machine_info() -> dict[str, Any]:
@@ -448,37 +448,28 @@ def trailkeep_command() -> list[str]:
     return [sys.executable, "-m", "trailkeep.cli"]
 
 
-def db_url(db_path: Path) -> str:
-    return f"sqlite:///{db_path.resolve().as_posix()}"
-
-
-def cli_json(db_path: Path, *args: str) -> Any:
-    """Run ``trailkeep ARGS --json --database-url sqlite:///DB`` and parse its output."""
-    cmd = [*trailkeep_command(), *args, "--json", "--database-url", db_url(db_path)]
-    env = {**os.environ, "TRAILKEEP_DATA_DIR": str(db_path.parent)}
+def cli_json(db: Database, *args: str) -> Any:
+    """Run ``trailkeep ARGS --json --database-url URL`` and parse its output."""
+    cmd = [*trailkeep_command(), *args, "--json", "--database-url", db.url]
+    env = {**os.environ, **db.env()}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd[1:3])} failed: {proc.stderr.strip()}")
     return orjson.loads(proc.stdout)
 
 
-def create_tenants(db_path: Path, tenant_ids: Sequence[str], existing: bool = False) -> None:
-    """``trailkeep tenant create`` for each; the first alone (it creates the schema)."""
-    todo = list(tenant_ids)
-    if not todo:
-        return
-    if not existing:
-        cli_json(db_path, "tenant", "create", todo.pop(0))
+def create_tenants(db: Database, tenant_ids: Sequence[str]) -> None:
+    """``trailkeep tenant create`` for each, in a migrated database (see Database.recreate)."""
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        list(pool.map(lambda t: cli_json(db_path, "tenant", "create", t), todo))
+        list(pool.map(lambda t: cli_json(db, "tenant", "create", t), tenant_ids))
 
 
-def create_keys(db_path: Path, tenant_ids: Sequence[str], role: str) -> dict[str, str]:
+def create_keys(db: Database, tenant_ids: Sequence[str], role: str) -> dict[str, str]:
     """One ``trailkeep key create --role ROLE --tenant T`` per tenant: tenant -> token."""
 
     def one(tenant: str) -> tuple[str, str]:
         out = cli_json(
-            db_path, "key", "create", "--role", role, "--tenant", tenant, "--name", f"bench {role}"
+            db, "key", "create", "--role", role, "--tenant", tenant, "--name", f"bench {role}"
         )
         return tenant, str(out["token"])
 
@@ -499,8 +490,8 @@ def _proc_cpu_seconds(pid: int) -> float:
 class Server:
     """A real ``trailkeep serve`` process on a free loopback port."""
 
-    db_path: Path
-    log_path: Path
+    db: Database
+    log_path: Path  # its directory is also the server's TRAILKEEP_DATA_DIR
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -512,7 +503,8 @@ class Server:
             "TRAILKEEP_BENCH_ENDPOINTS": "true",
             "TRAILKEEP_ACCESS_LOG": "false",
             "TRAILKEEP_LOG_LEVEL": "WARNING",
-            "TRAILKEEP_DATA_DIR": str(self.db_path.parent),
+            "TRAILKEEP_DATA_DIR": str(self.log_path.parent),
+            **self.db.env(),
             **self.extra_env,
         }
         cmd = [
@@ -523,8 +515,9 @@ class Server:
             "--port",
             str(self.port),
             "--database-url",
-            db_url(self.db_path),
+            self.db.url,
         ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready(timeout)
@@ -949,79 +942,122 @@ def generate_rows(
         yield events, targets
 
 
-def next_seqs(conn: sqlite3.Connection, tenant_ids: Iterable[str]) -> dict[str, int]:
-    out = {}
-    for tenant in tenant_ids:
-        row = conn.execute("SELECT MAX(seq) FROM events WHERE tenant_id = ?", (tenant,)).fetchone()
-        out[tenant] = 0 if row[0] is None else int(row[0]) + 1
-    return out
+class LoadProgress:
+    """Counts the events of a bulk load and says how far it got, every 5 s and at the end."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label = label
+        self.total = total
+        self.done = 0
+        self.began = time.perf_counter()
+        self._last_report = self.began
+
+    def advance(self, events: int) -> None:
+        self.done += events
+        now = time.perf_counter()
+        if now - self._last_report >= 5 or self.done == self.total:
+            rate = self.done / (now - self.began)
+            eta = (self.total - self.done) / rate if rate else 0
+            progress.print(
+                f"  {self.label}: {self.done:,}/{self.total:,} events "
+                f"({rate:,.0f}/s, ~{eta:,.0f} s left)"
+            )
+            self._last_report = now
+
+    def stats(self) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.began
+        return {
+            "events": self.done,
+            "seconds": round(elapsed, 2),
+            "events_per_s": self.done / elapsed,
+        }
 
 
-def bulk_load(db_path: Path, plan: LoadPlan, factory: EventFactory, label: str) -> dict[str, Any]:
-    """Insert ``plan`` straight into SQLite (schema via the migrations, same INSERTs).
-
-    Durability is relaxed while loading (synchronous=OFF, big transactions): the file
-    that results is the same as if the service had written it, only faster to make.
-    """
-    upgrade(parse_database_url(f"sqlite:///{db_path}"))
-    conn = open_connection(db_path, synchronous="OFF", cache_mb=1024)
+def timed_transactions(
+    txns: Sequence[Txn], limit_s: float, write: Callable[[list[EventRowT], list[TargetRowT]], None]
+) -> dict[str, Any]:
+    """Run ``write`` (one transaction) per entry until done or ``limit_s`` passed: rows/s."""
+    latencies: list[float] = []
+    rows = 0
     began = time.perf_counter()
-    done = 0
-    last_report = began
-    try:
-        seqs = next_seqs(conn, plan.counts)
-        for events, targets in generate_rows(plan, factory, seqs, chunk=20_000):
-            conn.execute("BEGIN IMMEDIATE")
-            insert_stored_rows(conn, events, targets)
-            conn.execute("COMMIT")
-            done += len(events)
-            now = time.perf_counter()
-            if now - last_report >= 5 or done == plan.total:
-                rate = done / (now - began)
-                eta = (plan.total - done) / rate if rate else 0
-                progress.print(
-                    f"  {label}: {done:,}/{plan.total:,} events ({rate:,.0f}/s, ~{eta:,.0f} s left)"
-                )
-                last_report = now
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+    deadline = began + limit_s
+    for events, targets in txns:
+        t0 = time.perf_counter()
+        write(events, targets)
+        done = time.perf_counter()
+        latencies.append(done - t0)
+        rows += len(events)
+        if done >= deadline:
+            break
     elapsed = time.perf_counter() - began
-    return {"events": done, "seconds": round(elapsed, 2), "events_per_s": done / elapsed}
+    return {
+        "rows": rows,
+        "transactions": len(latencies),
+        "seconds": round(elapsed, 3),
+        "rows_per_s": rows / elapsed,
+        **latency_summary(latencies),
+    }
 
 
-def count_events(db_path: Path) -> int:
-    conn = open_connection(db_path, readonly=True)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-    finally:
-        conn.close()
+class Database(Protocol):
+    """Where a benchmark's events live: SqliteDatabase (sqlite_load.py, the default) or
+    PgDatabase (pg_load.py, ``--database-url postgresql://...``)."""
 
+    @property
+    def kind(self) -> str:
+        """'SQLite' or 'PostgreSQL', for messages."""
 
-def gapless_problems(db_path: Path) -> list[str]:
-    """Tenants whose seqs are not exactly 0..count-1."""
-    conn = open_connection(db_path, readonly=True)
-    try:
-        rows = conn.execute(
-            "SELECT tenant_id, COUNT(*), MIN(seq), MAX(seq) FROM events GROUP BY tenant_id"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [f"{t}: {n} events, seq {lo}..{hi}" for t, n, lo, hi in rows if lo != 0 or hi != n - 1]
+    @property
+    def url(self) -> str:
+        """The --database-url of the server and of the CLI."""
 
+    @property
+    def label(self) -> str:
+        """The file, or the URL without its password, for messages."""
 
-def copy_database(src: Path, dst: Path) -> None:
-    """A consistent copy of a SQLite database (backup API), WAL mode kept."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{dst}{suffix}").unlink(missing_ok=True)
-    source = sqlite3.connect(str(src))
-    target = sqlite3.connect(str(dst))
-    try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
+    @property
+    def raw_write(self) -> str:
+        """How the raw baseline writes its rows: 'INSERT' or 'COPY'."""
+
+    @property
+    def raw_settings(self) -> str:
+        """The durability the raw baseline writes with, for the report."""
+
+    def env(self) -> dict[str, str]:
+        """Environment of the server and CLI processes, besides --database-url."""
+
+    def exists(self) -> bool: ...
+
+    def recreate(self) -> None:
+        """A new, migrated, empty database in this place; whatever was there is dropped."""
+
+    def fresh_copy(self, work_dir: Path) -> Database:
+        """A database with this one's tenants and keys and no events.
+
+        SQLite copies this file (a template without events) into ``work_dir``;
+        PostgreSQL has the one database, so it empties this one of events.
+        """
+
+    def bulk_load(self, plan: LoadPlan, factory: EventFactory, label: str) -> dict[str, Any]:
+        """Store the events of ``plan`` straight into the database (no server), fast."""
+
+    def write_transactions(self, txns: Sequence[Txn], limit_s: float) -> dict[str, Any]:
+        """The raw baseline: each of ``txns`` as one durable transaction, timed."""
+
+    def count_events(self) -> int: ...
+
+    def next_seqs(self, tenant_ids: Iterable[str]) -> dict[str, int]: ...
+
+    def gapless_problems(self) -> list[str]:
+        """Tenants whose stored seqs are not exactly 0..count-1."""
+
+    def describe(self) -> dict[str, Any]:
+        """The backend and its durability settings, for the JSON summary."""
+
+    def read_meta(self) -> dict[str, Any] | None:
+        """What write_meta stored (None when nothing was)."""
+
+    def write_meta(self, meta: dict[str, Any]) -> None: ...
 
 
 def service_settings() -> Settings:

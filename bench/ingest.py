@@ -8,22 +8,31 @@ HTTP/1.1 keep-alive client (uvloop; one connection per virtual client). Phases:
   empty      POST /v1/events/batch, 100 events each, --concurrency-batch clients (16),
              into an empty database: events/s acknowledged, latency p50/p95/p99.
   preloaded  the same into a database already holding --preload events (1,000,000 over
-             10 tenants, built straight in SQLite with the service's schema and INSERT
-             statements before the server starts).
+             10 tenants, loaded before the server starts straight into the database
+             with the service's schema and its own INSERT (SQLite) or COPY (PostgreSQL)
+             code).
   single     POST /v1/events (one event each), --concurrency-single clients (64), and in
              the same run POST /v1/_bench/validate with the same bodies (auth + read +
              validate, stores nothing): events/s, requests/s and their ratio.
-  raw        with the server stopped, on the same (preloaded) database file after the
-             service phases: pre-built rows through the service's own INSERT code, in
-             transactions of 100 rows (one per client batch) and of 1,000 rows,
-             synchronous=FULL + WAL through the
-             service's own open_connection: rows/s, and the service's batch rate as a
-             ratio to both.
+  raw        with the server stopped, on the same (preloaded) database after the service
+             phases: pre-built rows through the service's own write code, in
+             transactions of 100 rows (one per client batch) and of 1,000 rows, one
+             connection, durably: on SQLite its INSERTs with synchronous=FULL + WAL
+             through the service's own open_connection ("raw INSERT"), on PostgreSQL
+             its COPY into events, event_ids and event_targets with
+             synchronous_commit=on ("raw COPY"): events/s, and the service's batch rate
+             as a ratio to both (target: at least 50% on SQLite, 40% on PostgreSQL).
 
 Every phase runs for --duration seconds (after --warmup) and stops by itself. Non-2xx
 answers and connection errors are counted (they must be 0), and the events stored are
-counted in SQLite before and after each phase: they must equal the events acknowledged.
-The exit status is 1 when a check fails.
+counted in the database before and after each phase: they must equal the events
+acknowledged. The exit status is 1 when a check fails.
+
+With --database-url postgresql://USER@HOST:PORT/trailkeep_bench... the run drops and
+re-creates that database (only names starting with trailkeep_bench are accepted),
+migrates it, and runs every phase against it (TRAILKEEP_DATABASE_URL of the servers):
+the "empty" phase first, then its events are truncated away before the preload. The
+database is left as the run ends; --data-dir then holds only the server logs.
 
 Run it (full scale, takes a few minutes; ~1.2 KB of disk per event, ~1.5 GB in all):
 
@@ -31,6 +40,8 @@ Run it (full scale, takes a few minutes; ~1.2 KB of disk per event, ~1.5 GB in a
     .venv/bin/python bench/ingest.py --json --out bench/results/ingest.json
     .venv/bin/python bench/ingest.py --only single --preload 0 --duration 5   # one phase
     .venv/bin/python bench/ingest.py --preload 20000 --duration 3             # smoke test
+    .venv/bin/python bench/ingest.py \\
+        --database-url postgresql://postgres@127.0.0.1:5432/trailkeep_bench   # PostgreSQL
 """
 
 from __future__ import annotations
@@ -48,25 +59,21 @@ from rich.console import Console
 from rich.table import Table
 
 from common import (
+    Database,
     EventFactory,
     LoadPlan,
     LoadSpec,
     Server,
+    Txn,
     add_output_args,
     build_request,
-    bulk_load,
     check_database_url,
-    copy_database,
-    count_events,
     create_keys,
     create_tenants,
     emit_json,
     fmt_int,
     fmt_ms,
-    gapless_problems,
-    latency_summary,
     machine_info,
-    next_seqs,
     progress,
     remove_tree,
     result_console,
@@ -74,14 +81,17 @@ from common import (
     service_settings,
     summarize_tally,
 )
+from pg_load import PgDatabase
+from sqlite_load import SqliteDatabase
 from trailkeep.kit.timeutil import now_us
-from trailkeep.store.sqlite.connection import open_connection
-from trailkeep.store.sqlite.event_writes import insert_stored_rows
 
 PHASES = ("empty", "preloaded", "single", "raw")
 ALIASES = {"batch": ("empty", "preloaded"), "all": PHASES}
 BATCH_SIZE = 100
+RAW_SIZES = (BATCH_SIZE, 1000)
 BODIES_PER_CLIENT = 8
+# The service's batch rate as a share of the raw rate of the same run, by backend.
+RAW_RATIO_TARGETS = {"SQLite": 0.50, "PostgreSQL": 0.40}
 
 
 # -- arguments ------------------------------------------------------------------------------
@@ -134,12 +144,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=None,
-        help="where to put the databases (kept); default a temp dir, removed",
+        help="where to put the SQLite databases and the server logs (kept); default a "
+        "temp dir, removed",
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
     add_output_args(p)
     args = p.parse_args(argv)
-    check_database_url(args.database_url)
+    args.pg_url = check_database_url(args.database_url)
     if not args.only:
         p.error("--only selected no phase")
     if args.tenants < 1 or args.concurrency_batch < 1 or args.concurrency_single < 1:
@@ -153,17 +164,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @dataclass
 class Run:
     args: argparse.Namespace
-    root: Path
+    root: Path  # SQLite files and server logs
     tenants: list[str]
+    # Tenants and keys, no events: SQLite copies it per phase, PostgreSQL empties it.
+    template: Database
     tokens: dict[str, str] = field(default_factory=dict)
     factory: EventFactory = field(default_factory=EventFactory)
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def template_db(self) -> Path:
-        return self.root / "template" / "trailkeep.db"
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         self.checks.append({"check": name, "ok": ok, "detail": detail})
@@ -182,11 +191,13 @@ def prepare_root(args: argparse.Namespace) -> Path:
 
 
 def prepare_template(run: Run) -> None:
-    """Tenants and writer keys, made once with the CLI and copied into each database."""
+    """A migrated database with tenants and writer keys, made once with the CLI."""
+    run.template.recreate()
     progress.print(f"creating {len(run.tenants)} tenants and writer keys with the CLI ...")
     began = time.perf_counter()
-    create_tenants(run.template_db, run.tenants)
-    run.tokens = create_keys(run.template_db, run.tenants, "writer")
+    create_tenants(run.template, run.tenants)
+    run.tokens = create_keys(run.template, run.tenants, "writer")
+    run.info["database"] = run.template.describe()
     progress.print(f"  done in {time.perf_counter() - began:.1f} s")
 
 
@@ -247,14 +258,14 @@ def http_phase(
     progress.print(
         f"phase {name}: {len(pools)} clients, {args.warmup:g} s warm-up + {args.duration:g} s ..."
     )
-    stored_before = count_events(server.db_path)
+    stored_before = server.db.count_events()
     cpu_before = server.cpu_seconds()
     wall_before = time.perf_counter()
     spec = LoadSpec(server.port, mode, pools, args.warmup, args.duration)
     tally = run_load(spec, args.client_procs)
     wall = time.perf_counter() - wall_before
     server_cpu = server.cpu_seconds() - cpu_before
-    stored = count_events(server.db_path) - stored_before
+    stored = server.db.count_events() - stored_before
     result = summarize_tally(tally, per_request)
     result.update(
         name=name,
@@ -287,35 +298,35 @@ def verify_phase(run: Run, name: str, result: dict[str, Any]) -> None:
 
 
 def phase_empty(run: Run) -> None:
-    db = run.root / "empty" / "trailkeep.db"
-    copy_database(run.template_db, db)
-    with Server(db, db.parent / "server.log") as server:
+    work_dir = run.root / "empty"
+    db = run.template.fresh_copy(work_dir)
+    with Server(db, work_dir / "server.log") as server:
         pools = batch_pools(run, server.port, run.args.concurrency_batch)
         http_phase(run, server, "empty", "batch", pools, BATCH_SIZE)
     final_checks(run, db, expected=run.phases["empty"]["acked_events"], label="empty")
 
 
-def preload(run: Run, db: Path) -> int:
-    copy_database(run.template_db, db)
+def preload(run: Run, work_dir: Path) -> tuple[Database, int]:
+    db = run.template.fresh_copy(work_dir)
     n: int = run.args.preload
     if n <= 0:
-        return 0
+        return db, 0
     per = n // len(run.tenants)
     counts = {t: per + (1 if i < n % len(run.tenants) else 0) for i, t in enumerate(run.tenants)}
-    progress.print(f"preloading {n:,} events over {len(run.tenants)} tenants into {db} ...")
+    progress.print(f"preloading {n:,} events over {len(run.tenants)} tenants into {db.label} ...")
     plan = LoadPlan(counts, end_us=now_us() - 3_600_000_000, seed=run.args.seed)
-    stats = bulk_load(db, plan, run.factory, "preload")
+    stats = db.bulk_load(plan, run.factory, "preload")
     run.info["preload"] = stats
     progress.print(
         f"  preloaded {stats['events']:,} events in {stats['seconds']:.1f} s "
         f"({stats['events_per_s']:,.0f}/s)"
     )
-    return n
+    return db, n
 
 
-def phase_service_preloaded(run: Run, db: Path, preloaded: int) -> None:
+def phase_service_preloaded(run: Run, db: Database, work_dir: Path, preloaded: int) -> None:
     chosen = run.args.only
-    with Server(db, db.parent / "server.log") as server:
+    with Server(db, work_dir / "server.log") as server:
         if "preloaded" in chosen:
             pools = batch_pools(run, server.port, run.args.concurrency_batch)
             http_phase(run, server, "preloaded", "batch", pools, BATCH_SIZE)
@@ -329,14 +340,14 @@ def phase_service_preloaded(run: Run, db: Path, preloaded: int) -> None:
     final_checks(run, db, expected=preloaded + acked, label="preloaded")
 
 
-def final_checks(run: Run, db: Path, expected: int, label: str) -> None:
-    total = count_events(db)
+def final_checks(run: Run, db: Database, expected: int, label: str) -> None:
+    total = db.count_events()
     run.check(
         f"{label} database: total events",
         total == expected,
         f"{total:,} stored, {expected:,} expected (preload + acknowledged)",
     )
-    problems = gapless_problems(db)
+    problems = db.gapless_problems()
     run.check(
         f"{label} database: seqs gapless per tenant",
         not problems,
@@ -344,18 +355,16 @@ def final_checks(run: Run, db: Path, expected: int, label: str) -> None:
     )
 
 
-# -- raw SQLite ----------------------------------------------------------------------------
-
-Txn = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+# -- raw writes ----------------------------------------------------------------------------
 
 
-def build_transactions(run: Run, db: Path, rows: int, size: int) -> list[Txn]:
+def raw_name(db: Database, size: int) -> str:
+    return f"raw {db.raw_write} ×{size}"  # noqa: RUF001 - a multiplication sign, meant
+
+
+def build_transactions(run: Run, db: Database, rows: int, size: int) -> list[Txn]:
     """Rows like the service writes, one tenant per transaction (round robin)."""
-    conn = open_connection(db, readonly=True)
-    try:
-        seqs = next_seqs(conn, run.tenants)
-    finally:
-        conn.close()
+    seqs = db.next_seqs(run.tenants)
     txns: list[Txn] = []
     factory = run.factory
     for k in range(max(1, rows // size)):
@@ -372,52 +381,19 @@ def build_transactions(run: Run, db: Path, rows: int, size: int) -> list[Txn]:
     return txns
 
 
-def insert_transactions(db: Path, txns: list[Txn], limit_s: float) -> dict[str, Any]:
-    settings = service_settings()
-    conn = open_connection(
-        db, synchronous=settings.sqlite_synchronous, cache_mb=settings.sqlite_cache_mb
-    )
-    latencies: list[float] = []
-    rows = 0
-    try:
-        began = time.perf_counter()
-        deadline = began + limit_s
-        for events, targets in txns:
-            t0 = time.perf_counter()
-            conn.execute("BEGIN IMMEDIATE")
-            insert_stored_rows(conn, events, targets)
-            conn.execute("COMMIT")
-            done = time.perf_counter()
-            latencies.append(done - t0)
-            rows += len(events)
-            if done >= deadline:
-                break
-        elapsed = time.perf_counter() - began
-    finally:
-        conn.close()
-    return {
-        "rows": rows,
-        "transactions": len(latencies),
-        "seconds": round(elapsed, 3),
-        "rows_per_s": rows / elapsed,
-        **latency_summary(latencies),
-    }
-
-
-def phase_raw(run: Run, db: Path) -> None:
-    settings = service_settings()
-    for size in (BATCH_SIZE, 1000):
-        progress.print(f"phase raw-{size}: building {run.args.raw_rows:,} rows (not timed) ...")
+def phase_raw(run: Run, db: Database) -> None:
+    for size in RAW_SIZES:
+        name = raw_name(db, size)
+        progress.print(f"phase {name}: building {run.args.raw_rows:,} rows (not timed) ...")
         txns = build_transactions(run, db, run.args.raw_rows, size)
         progress.print(
-            f"phase raw-{size}: inserting, transactions of {size} rows, "
-            f"synchronous={settings.sqlite_synchronous} ..."
+            f"phase {name}: {db.raw_write}, transactions of {size} rows, {db.raw_settings} ..."
         )
-        result = insert_transactions(db, txns, run.args.duration)
-        result.update(name=f"raw-{size}", transaction_rows=size)
+        result = db.write_transactions(txns, run.args.duration)
+        result.update(name=f"raw-{size}", label=name, transaction_rows=size)
         run.phases[f"raw-{size}"] = result
         del txns
-    problems = gapless_problems(db)
+    problems = db.gapless_problems()
     run.check(
         "raw database: seqs gapless per tenant",
         not problems,
@@ -428,24 +404,59 @@ def phase_raw(run: Run, db: Path) -> None:
 # -- report ----------------------------------------------------------------------------------
 
 
-def ratios(run: Run) -> dict[str, float]:
-    out: dict[str, float] = {}
+@dataclass(frozen=True)
+class Ratio:
+    key: str  # in the JSON summary
+    label: str
+    value: float
+    target: float | None = None
+
+    def line(self) -> str:
+        text = f"ratio {self.label}: {self.value:.2f}"
+        if self.target is not None:
+            verdict = "met" if self.value >= self.target else "missed"
+            text += f" (target ≥ {self.target:.2f}: {verdict})"
+        return text
+
+
+def batch_phase(run: Run) -> dict[str, Any] | None:
+    """The service's batch rate that the raw rates are compared with."""
+    return run.phases.get("preloaded") or run.phases.get("empty")
+
+
+def ratio_list(run: Run) -> list[Ratio]:
+    out: list[Ratio] = []
     ph = run.phases
-    batch = ph.get("preloaded") or ph.get("empty")
+    batch = batch_phase(run)
     if batch is not None:
-        for size in (BATCH_SIZE, 1000):
+        for size in RAW_SIZES:
             raw = ph.get(f"raw-{size}")
             if raw is not None:
-                out[f"{batch['name']}_batch_vs_raw_{size}"] = (
-                    batch["events_per_s"] / raw["rows_per_s"]
+                out.append(
+                    Ratio(
+                        f"{batch['name']}_batch_vs_raw_{size}",
+                        f"{batch['name']} batch ÷ {raw['label']}",
+                        batch["events_per_s"] / raw["rows_per_s"],
+                        RAW_RATIO_TARGETS.get(run.template.kind),
+                    )
                 )
     if "single" in ph and "validate" in ph:
-        out["single_vs_validate"] = ph["single"]["events_per_s"] / ph["validate"]["requests_per_s"]
+        out.append(
+            Ratio(
+                "single_vs_validate",
+                "single events/s ÷ validate requests/s",
+                ph["single"]["events_per_s"] / ph["validate"]["requests_per_s"],
+            )
+        )
     return out
 
 
+def ratios(run: Run) -> dict[str, float]:
+    return {r.key: r.value for r in ratio_list(run)}
+
+
 def render(run: Run, console: Console) -> None:
-    table = Table(title="Trailkeep ingest benchmark", title_justify="left")
+    table = Table(title=f"Trailkeep ingest benchmark ({run.template.kind})", title_justify="left")
     for col in (
         "phase",
         "clients",
@@ -482,8 +493,8 @@ def render(run: Run, console: Console) -> None:
     if http:
         console.print(table)
     render_raw(run, console)
-    for key, value in ratios(run).items():
-        console.print(f"ratio {key}: {value:.2f}")
+    for ratio in ratio_list(run):
+        console.print(ratio.line())
     failed = [c for c in run.checks if not c["ok"]]
     console.print(
         f"checks: {len(run.checks) - len(failed)}/{len(run.checks)} passed"
@@ -495,30 +506,50 @@ def render_raw(run: Run, console: Console) -> None:
     raws = [r for n, r in run.phases.items() if n.startswith("raw-")]
     if not raws:
         return
-    table = Table(title=f"Raw SQLite (server stopped; {raw_database(run)})", title_justify="left")
-    for col in ("run", "rows", "transactions", "rows/s", "commit p50 ms", "p95 ms", "p99 ms"):
+    db = run.template
+    batch = batch_phase(run)
+    versus = f"{batch['name']} batch ÷ raw" if batch is not None else "batch ÷ raw"
+    title = f"Raw {db.kind} {db.raw_write} ({db.raw_settings}; server stopped; {raw_database(run)})"
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "run",
+        "rows",
+        "transactions",
+        "events/s",
+        "commit p50 ms",
+        "p95 ms",
+        "p99 ms",
+        versus,
+    ):
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in raws:
+        share = batch["events_per_s"] / r["rows_per_s"] if batch is not None else math.nan
         table.add_row(
-            r["name"],
+            r["label"],
             f"{r['rows']:,}",
             f"{r['transactions']:,}",
             fmt_int(r["rows_per_s"]),
             fmt_ms(r["p50_ms"]),
             fmt_ms(r["p95_ms"]),
             fmt_ms(r["p99_ms"]),
+            "-" if math.isnan(share) else f"{share:.0%}",
         )
     console.print(table)
 
 
 def raw_database(run: Run) -> str:
     if {"preloaded", "single"} & set(run.args.only):
-        return "the same database file, after the service phases ran on it"
-    return "the preloaded database file (no service phase ran on it)"
+        return "the same database, after the service phases ran on it"
+    return "the preloaded database (no service phase ran on it)"
 
 
 def summary(run: Run) -> dict[str, Any]:
     args = run.args
+    durability = (
+        {"sqlite_synchronous": service_settings().sqlite_synchronous}
+        if run.template.kind == "SQLite"
+        else {}
+    )
     return {
         "benchmark": "ingest",
         "config": {
@@ -532,8 +563,9 @@ def summary(run: Run) -> dict[str, Any]:
             "raw_rows": args.raw_rows,
             "phases": list(args.only),
             "client_procs": args.client_procs,
-            "sqlite_synchronous": service_settings().sqlite_synchronous,
+            **durability,
             "raw_database": raw_database(run),
+            "raw_write": f"{run.template.raw_write}, {run.template.raw_settings}",
         },
         "machine": machine_info(),
         **run.info,
@@ -553,20 +585,22 @@ def execute(run: Run) -> None:
     if "empty" in chosen:
         phase_empty(run)
     if {"preloaded", "single", "raw"} & set(chosen):
-        db = run.root / "preloaded" / "trailkeep.db"
-        preloaded = preload(run, db)
+        work_dir = run.root / "preloaded"
+        db, preloaded = preload(run, work_dir)
         if {"preloaded", "single"} & set(chosen):
-            phase_service_preloaded(run, db, preloaded)
+            phase_service_preloaded(run, db, work_dir, preloaded)
         if "raw" in chosen:
             phase_raw(run, db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    pg = PgDatabase.from_url(args.pg_url) if args.pg_url else None
     root = prepare_root(args)
+    template: Database = pg or SqliteDatabase(root / "template" / "trailkeep.db")
     tenants = [f"bench-{i:02d}" for i in range(args.tenants)]
-    run = Run(args, root, tenants, factory=EventFactory(args.seed))
-    progress.print(f"data directory: {root}")
+    run = Run(args, root, tenants, template, factory=EventFactory(args.seed))
+    progress.print(f"data directory: {root}" + (f"; database: {pg.label}" if pg else ""))
     try:
         execute(run)
     finally:
@@ -574,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
             remove_tree(root)
         else:
             progress.print(f"kept {root}")
+        if pg is not None:
+            progress.print(f"the database {pg.label} is left as the run ended")
     render(run, result_console(args.json))
     emit_json(summary(run), args.json, args.out)
     return 0 if all(c["ok"] for c in run.checks) else 1

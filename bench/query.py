@@ -1,17 +1,17 @@
 """Query benchmark: latency of GET /v1/events on a tenant holding a million events.
 
-It builds a database (straight in SQLite, with the service's schema and INSERT
-statements, in a few minutes; tenants via the CLI) with --tenants tenants (10): the
-measured tenant holds --events events (1,000,000), the others --other-events each
-(100,000). Distributions: 50 actions in 7 prefixes (user.* ~41%), 5,000 actors
-(mildly skewed), severities skewed to INFO (ERROR or worse 7%), 5% failures,
-occurred_at spread over 90 days, 1-2 targets per event. Then it starts a real server
-(``trailkeep serve``, own process, free 127.0.0.1 port), creates a reader key with the
-CLI, and measures sequential requests (one at a time, one keep-alive connection),
-first page of --page-size (50) rows, p50/p95/p99 over --repeats (100) requests with
-varying values, for: no filter; action exact; actor_id; action prefix user.*;
-target_type+target_id; severity>=ERROR; outcome=failure; one-day time range;
-action+outcome.
+It builds a database (rows written straight in, no server, with the service's schema
+and its own INSERT (SQLite) or COPY (PostgreSQL) code, in a few minutes; tenants via the
+CLI) with --tenants tenants (10): the measured tenant holds --events events (1,000,000),
+the others --other-events each (100,000). Distributions: 50 actions in 7 prefixes
+(user.* ~41%), 5,000 actors (mildly skewed), severities skewed to INFO (ERROR or worse
+7%), 5% failures, occurred_at spread over 90 days, 1-2 targets per event. Then it
+starts a real server (``trailkeep serve``, own process, free 127.0.0.1 port), creates a
+reader key with the CLI, and measures sequential requests (one at a time, one
+keep-alive connection), first page of --page-size (50) rows, p50/p95/p99 over
+--repeats (100) requests with varying values, for: no filter; action exact; actor_id;
+action prefix user.*; target_type+target_id; severity>=ERROR; outcome=failure; one-day
+time range; action+outcome.
 
 For the filters with enough matches it also follows the cursor --deep-page (500)
 pages deep: the walk is timed on its own; then pages 495..505 are requested again with
@@ -27,6 +27,16 @@ database:
     .venv/bin/python bench/query.py --db bench/results/query.db --json --out \\
         bench/results/query.json
     .venv/bin/python bench/query.py --events 50000 --other-events 5000 --deep-page 50  # smoke
+
+On PostgreSQL, --database-url postgresql://USER@HOST:PORT/trailkeep_bench... names a
+database the script drops, re-creates, migrates and loads (by COPY, then VACUUM
+(ANALYZE)); only names starting with trailkeep_bench are accepted. The dataset's
+metadata is kept as the comment of the database, so --reuse-db can reuse it:
+
+    .venv/bin/python bench/query.py \\
+        --database-url postgresql://postgres@127.0.0.1:5432/trailkeep_bench   # builds, runs
+    .venv/bin/python bench/query.py --reuse-db \\
+        --database-url postgresql://postgres@127.0.0.1:5432/trailkeep_bench   # reuses it
 """
 
 from __future__ import annotations
@@ -49,14 +59,13 @@ from rich.table import Table
 from common import (
     DAY_US,
     Connection,
+    Database,
     EventFactory,
     LoadPlan,
     Server,
     add_output_args,
     build_request,
-    bulk_load,
     check_database_url,
-    count_events,
     create_keys,
     create_tenants,
     emit_json,
@@ -69,6 +78,8 @@ from common import (
     rfc3339_us,
     run_async,
 )
+from pg_load import PgDatabase
+from sqlite_load import SqliteDatabase
 from trailkeep.events.schema import SEVERITY_RANK
 from trailkeep.kit.timeutil import now_us
 
@@ -91,7 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--db",
         type=Path,
         default=None,
-        help="database file: reused when it exists, else built there and kept",
+        help="SQLite database file: reused when it exists, else built there and kept",
+    )
+    p.add_argument(
+        "--reuse-db",
+        action="store_true",
+        help="PostgreSQL: reuse the database of --database-url when bench/query.py built it "
+        "(default: drop it and build it again)",
     )
     p.add_argument("--repeats", type=int, default=100, help="measured requests per query")
     p.add_argument("--warmup-requests", type=int, default=5, help="unmeasured, per query")
@@ -107,10 +124,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds at most per query's samples and per cursor walk",
     )
     p.add_argument("--only", default=None, help="comma-separated query names (see the table)")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (without --db)")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temp dir (SQLite without --db; logs)"
+    )
     add_output_args(p)
     args = p.parse_args(argv)
-    check_database_url(args.database_url)
+    args.pg_url = check_database_url(args.database_url)
+    if args.pg_url is not None and args.db is not None:
+        p.error("--db names a SQLite file; it does not go with --database-url postgresql://...")
+    if args.pg_url is None and args.reuse_db:
+        p.error("--reuse-db is for --database-url postgresql://... (a SQLite --db is reused)")
     if args.tenants < 1 or args.events < 1 or args.page_size < 1 or args.repeats < 1:
         p.error("--tenants, --events, --page-size and --repeats must be at least 1")
     if args.deep_page <= args.deep_window:
@@ -123,7 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @dataclass
 class Dataset:
-    db: Path
+    db: Database
     measured: str
     counts: dict[str, int]
     end_us: int
@@ -143,18 +166,14 @@ class Dataset:
         }
 
 
-def meta_path(db: Path) -> Path:
-    return db.with_name(db.name + ".meta.json")
-
-
-def load_dataset(db: Path, args: argparse.Namespace) -> Dataset:
-    path = meta_path(db)
-    if not path.exists():
+def load_dataset(db: Database, args: argparse.Namespace) -> Dataset:
+    meta = db.read_meta()
+    if meta is None:
+        redo = "leave out --reuse-db" if args.pg_url else "delete it or choose another --db"
         raise SystemExit(
-            f"error: {db} exists but {path.name} does not: it was not built by "
-            "bench/query.py (delete it or choose another --db)"
+            f"error: {db.label} exists but holds no metadata of bench/query.py: it was not "
+            f"built by bench/query.py ({redo})"
         )
-    meta = orjson.loads(path.read_bytes())
     data = Dataset(
         db,
         meta["measured"],
@@ -168,31 +187,32 @@ def load_dataset(db: Path, args: argparse.Namespace) -> Dataset:
     have = (data.counts[data.measured], min(data.counts.values()), len(data.counts), data.seed)
     if wanted != have:
         progress.print(
-            f"[yellow]note:[/yellow] reusing {db} as built (events={have[0]:,}, "
+            f"[yellow]note:[/yellow] reusing {db.label} as built (events={have[0]:,}, "
             f"other-events={have[1]:,}, tenants={have[2]}, seed={have[3]}); "
             "--events/--other-events/--tenants/--seed are ignored"
         )
-    progress.print(f"reusing {db} ({sum(data.counts.values()):,} events)")
+    progress.print(f"reusing {db.label} ({sum(data.counts.values()):,} events)")
     return data
 
 
-def build_dataset(db: Path, args: argparse.Namespace) -> Dataset:
+def build_dataset(db: Database, args: argparse.Namespace) -> Dataset:
     tenants = [f"org-{i:02d}" for i in range(args.tenants)]
     counts = {t: (args.events if i == 0 else args.other_events) for i, t in enumerate(tenants)}
     data = Dataset(
         db, tenants[0], counts, now_us() - 3_600_000_000, 90 * DAY_US, args.seed, built_now=True
     )
     progress.print(
-        f"building {db}: {sum(counts.values()):,} events, {len(tenants)} tenants "
+        f"building {db.label}: {sum(counts.values()):,} events, {len(tenants)} tenants "
         f"(measured: {data.measured}, {args.events:,} events) ..."
     )
+    db.recreate()
     create_tenants(db, tenants)
     plan = LoadPlan(counts, data.end_us, data.span_us, data.seed)
-    data.build = bulk_load(db, plan, EventFactory(data.seed), "build")
+    data.build = db.bulk_load(plan, EventFactory(data.seed), "build")
     progress.print(
         f"  built in {data.build['seconds']:.0f} s ({data.build['events_per_s']:,.0f} events/s)"
     )
-    meta_path(db).write_bytes(orjson.dumps(data.meta(), option=orjson.OPT_INDENT_2))
+    db.write_meta(data.meta())
     return data
 
 
@@ -494,9 +514,10 @@ def summary(results: dict[str, Any], data: Dataset, args: argparse.Namespace) ->
             "deep_page": args.deep_page,
             "deep_window": args.deep_window,
             "deep_repeats": args.deep_repeats,
-            "database": str(data.db),
+            "database": data.db.label,
         },
         "machine": machine_info(),
+        "database": data.db.describe(),
         "dataset": {**data.meta(), "built_now": data.built_now},
         **results,
         "ok": not results["problems"] and results["non_200"] == 0,
@@ -518,35 +539,44 @@ def select(queries: list[Query], only: str | None) -> list[Query]:
     return [q for q in queries if q.name in names]
 
 
-def run(args: argparse.Namespace, db: Path) -> tuple[dict[str, Any], Dataset]:
-    data = load_dataset(db, args) if db.exists() else build_dataset(db, args)
-    total = count_events(db)
+def run(args: argparse.Namespace, db: Database, log_dir: Path) -> tuple[dict[str, Any], Dataset]:
+    reuse = db.exists() and (args.pg_url is None or args.reuse_db)
+    data = load_dataset(db, args) if reuse else build_dataset(db, args)
+    total = db.count_events()
     if total != sum(data.counts.values()):
         raise SystemExit(
-            f"error: {db} holds {total:,} events, its metadata says "
+            f"error: {db.label} holds {total:,} events, its metadata says "
             f"{sum(data.counts.values()):,}; rebuild it"
         )
     token = create_keys(db, [data.measured], "reader")[data.measured]
     queries = select(make_queries(data, EventFactory(data.seed)), args.only)
-    with Server(db, db.parent / "query-server.log") as server:
+    with Server(db, log_dir / "query-server.log") as server:
         results: dict[str, Any] = run_async(measure(server.port, token, data, args, queries))
     return results, data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    pg = PgDatabase.from_url(args.pg_url) if args.pg_url else None
     tmp: Path | None = None
-    if args.db is None:
+    db: Database
+    if pg is not None:
+        tmp = Path(tempfile.mkdtemp(prefix="trailkeep-query-"))  # the server's log
+        db, log_dir = pg, tmp
+    elif args.db is None:
         tmp = Path(tempfile.mkdtemp(prefix="trailkeep-query-"))
-        db = tmp / "trailkeep.db"
+        db, log_dir = SqliteDatabase(tmp / "trailkeep.db"), tmp
     else:
-        db = args.db.resolve()
-        db.parent.mkdir(parents=True, exist_ok=True)
+        path = args.db.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db, log_dir = SqliteDatabase(path), path.parent
     try:
-        results, data = run(args, db)
+        results, data = run(args, db, log_dir)
     finally:
         if tmp is not None and not args.keep:
             remove_tree(tmp)
+        elif tmp is not None:
+            progress.print(f"kept {tmp}")
     render(results, data, args, result_console(args.json))
     out = summary(results, data, args)
     emit_json(out, args.json, args.out)

@@ -1,0 +1,172 @@
+"""SQLite for the benchmarks (the default): files of their own, preloads and raw inserts
+through the service's own INSERT code and connection pragmas, read-back checks."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from common import (
+    EventFactory,
+    EventRowT,
+    LoadPlan,
+    LoadProgress,
+    TargetRowT,
+    Txn,
+    generate_rows,
+    service_settings,
+    timed_transactions,
+)
+from trailkeep.store.migrate import upgrade
+from trailkeep.store.sqlite.connection import open_connection
+
+# The service's own insert code, so preloaded rows are exactly what it would write.
+from trailkeep.store.sqlite.event_writes import insert_stored_rows
+from trailkeep.store.urls import parse_database_url
+
+
+def _next_seqs(conn: sqlite3.Connection, tenant_ids: Iterable[str]) -> dict[str, int]:
+    out = {}
+    for tenant in tenant_ids:
+        row = conn.execute("SELECT MAX(seq) FROM events WHERE tenant_id = ?", (tenant,)).fetchone()
+        out[tenant] = 0 if row[0] is None else int(row[0]) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class SqliteDatabase:
+    """A SQLite file of the benchmark's own: the default."""
+
+    path: Path
+    kind = "SQLite"
+    raw_write = "INSERT"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path.resolve().as_posix()}"
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    @property
+    def raw_settings(self) -> str:
+        return f"synchronous={service_settings().sqlite_synchronous} + WAL"
+
+    def env(self) -> dict[str, str]:
+        return {"TRAILKEEP_DATA_DIR": str(self.path.parent)}
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def recreate(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        upgrade(parse_database_url(self.url))
+
+    def fresh_copy(self, work_dir: Path) -> SqliteDatabase:
+        copy = SqliteDatabase(work_dir / self.path.name)
+        copy_database(self.path, copy.path)
+        return copy
+
+    def bulk_load(self, plan: LoadPlan, factory: EventFactory, label: str) -> dict[str, Any]:
+        """Insert ``plan`` with the service's own INSERT statements.
+
+        Durability is relaxed while loading (synchronous=OFF, big transactions): the file
+        that results is the same as if the service had written it, only faster to make.
+        """
+        conn = open_connection(self.path, synchronous="OFF", cache_mb=1024)
+        load = LoadProgress(label, plan.total)
+        try:
+            seqs = _next_seqs(conn, plan.counts)
+            for events, targets in generate_rows(plan, factory, seqs, chunk=20_000):
+                conn.execute("BEGIN IMMEDIATE")
+                insert_stored_rows(conn, events, targets)
+                conn.execute("COMMIT")
+                load.advance(len(events))
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return load.stats()
+
+    def write_transactions(self, txns: Sequence[Txn], limit_s: float) -> dict[str, Any]:
+        """The service's own INSERT code, through its open_connection and pragmas."""
+        settings = service_settings()
+        conn = open_connection(
+            self.path, synchronous=settings.sqlite_synchronous, cache_mb=settings.sqlite_cache_mb
+        )
+
+        def write(events: list[EventRowT], targets: list[TargetRowT]) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            insert_stored_rows(conn, events, targets)
+            conn.execute("COMMIT")
+
+        try:
+            return timed_transactions(txns, limit_s, write)
+        finally:
+            conn.close()
+
+    def count_events(self) -> int:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+
+    def next_seqs(self, tenant_ids: Iterable[str]) -> dict[str, int]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            return _next_seqs(conn, tenant_ids)
+        finally:
+            conn.close()
+
+    def gapless_problems(self) -> list[str]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            rows = conn.execute(
+                "SELECT tenant_id, COUNT(*), MIN(seq), MAX(seq) FROM events GROUP BY tenant_id"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [
+            f"{t}: {n} events, seq {lo}..{hi}" for t, n, lo, hi in rows if lo != 0 or hi != n - 1
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "sqlite_version": sqlite3.sqlite_version,
+            "synchronous": service_settings().sqlite_synchronous,
+        }
+
+    @property
+    def _meta_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".meta.json")
+
+    def read_meta(self) -> dict[str, Any] | None:
+        path = self._meta_path
+        meta: dict[str, Any] | None = orjson.loads(path.read_bytes()) if path.exists() else None
+        return meta
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        self._meta_path.write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+
+
+def copy_database(src: Path, dst: Path) -> None:
+    """A consistent copy of a SQLite database (backup API), WAL mode kept."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+    source = sqlite3.connect(str(src))
+    target = sqlite3.connect(str(dst))
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
