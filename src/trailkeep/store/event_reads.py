@@ -84,14 +84,35 @@ class _Plan:
     residual: _Where  # filters checked on each row
 
 
+# A loose index scan: each step finds the next action above the previous one.
+_SKIP_SCAN_SQL = f"""
+WITH RECURSIVE found(action) AS (
+  (SELECT action FROM events WHERE tenant_id = ? AND action >= ? AND action < ?
+   ORDER BY action LIMIT 1)
+  UNION ALL
+  SELECT (SELECT e.action FROM events e WHERE e.tenant_id = ? AND e.action > found.action
+          AND e.action < ? ORDER BY e.action LIMIT 1)
+  FROM found WHERE found.action IS NOT NULL
+)
+SELECT action FROM found WHERE action IS NOT NULL LIMIT {MAX_BRANCHES + 1}
+"""
+
+
 def _distinct_actions(
     conn: SqlConnection, dialect: ReadDialect, tenant_id: str, prefix: str
 ) -> list[str] | None:
     """Distinct actions starting with ``prefix``, by skipping through the action index.
 
     Each step is one index seek, so this costs O(distinct actions), not O(events).
-    None when there are more than MAX_BRANCHES.
+    None when there are more than MAX_BRANCHES. On PostgreSQL the steps run server-side
+    in one recursive query (one round trip instead of one per action).
     """
+    if dialect.partitioned:
+        high = prefix_upper_bound(prefix)
+        args = (tenant_id, prefix, high, tenant_id, high)
+        rows = conn.execute(_SKIP_SCAN_SQL, args).fetchall()
+        actions = [row[0] for row in rows]
+        return None if len(actions) > MAX_BRANCHES else actions
     found: list[str] = []
     low, high, inclusive = prefix, prefix_upper_bound(prefix), True
     while True:

@@ -65,7 +65,12 @@ class PostgresStore:
             # After an outage, connections the pool still holds are dead; checking one
             # before handing it out costs a round trip and saves a failed request.
             check=psycopg_pool.ConnectionPool.check_connection,
-            reconnect_timeout=0,  # keep trying for ever; the server recovers by itself
+            # 0 does not mean "for ever": psycopg_pool gives up replacing a connection
+            # after a second, immediate attempt, and grows the pool again as soon as a
+            # request waits for one. A longer timeout retries with a backoff that doubles
+            # (1, 2, 4, 8 s ...) and no new attempt meanwhile, so after a long outage
+            # requests would wait for the next scheduled attempt.
+            reconnect_timeout=0,
             open=False,
             name="trailkeep",
         )
