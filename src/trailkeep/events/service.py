@@ -11,6 +11,7 @@ from trailkeep.errors import (
     NotFound,
     PayloadTooLarge,
     TrailkeepError,
+    Unavailable,
     ValidationFailed,
 )
 from trailkeep.events.checks import check_event
@@ -139,6 +140,11 @@ class EventService:
                 draft = await self._prepare(item, principal, received, received_text, known_tenants)
                 drafts.append(draft)
                 draft_owner.append(outcome)
+            except Unavailable:
+                # The database is down (the tenant check could not run): the whole
+                # request is a 503 with Retry-After, not this item "rejected" inside a
+                # 200, nor one more connection timeout for each item that follows.
+                raise
             except TrailkeepError as exc:
                 outcome.error = _located(exc, outcome.index)
         if drafts:
