@@ -107,8 +107,17 @@ def test_production_refuses_default_secret(server: Server) -> None:
     assert proc.returncode != 0
     assert "TRAILKEEP_SECRET_KEY" in proc.stderr
     ok = {"TRAILKEEP_ENV": "production", "TRAILKEEP_SECRET_KEY": "x" * 40}
+    cli("migrate", "--data-dir", str(server.data_dir))
     server.start(extra_env=ok)
     assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
+
+
+@pytest.mark.sqlite_only
+def test_serve_refuses_a_missing_database_and_says_what_to_run(server: Server) -> None:
+    proc = cli("serve", "--data-dir", str(server.data_dir), check=False)
+    assert proc.returncode == 1
+    assert "run `trailkeep migrate`" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.sqlite_only

@@ -103,7 +103,10 @@ def _adopt_unversioned(conn: Connection, backend: Backend) -> bool:
 def upgrade(db: DatabaseUrl) -> MigrationResult:
     """Bring the database to the newest revision this Trailkeep knows."""
     if db.backend == "sqlite":
-        _prepare_sqlite(db.sqlite_path)
+        try:
+            _prepare_sqlite(db.sqlite_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise SchemaError(f"cannot create the database at {db.sqlite_path}: {exc}") from None
     config = alembic_config(db.backend)
     head = head_revision(db.backend)
     with _connect(db) as conn:
