@@ -17,10 +17,12 @@ from tests import backends
 from tests.integration.test_query_plans import FILTERS
 from trailkeep.store.event_reads import list_events
 from trailkeep.store.models import EventFilter, PageKey
+from trailkeep.store.postgres.connect import PgOptions
 from trailkeep.store.postgres.event_writes import insert_stored_rows
 from trailkeep.store.postgres.partitions import PartitionManager, month_of, month_start_us
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.store import POSTGRES
+from trailkeep.store.urls import parse_database_url
 
 pytestmark = pytest.mark.postgres_only
 
@@ -75,7 +77,9 @@ def loaded(pg_database: backends.PgTestDatabase) -> Iterator[psycopg.Connection[
     # A database of its own: the per-test reset empties the shared one.
     db = backends.PgTestDatabase()
     db.create()
-    with psycopg.connect(db.url, autocommit=True) as conn:
+    # Connected as the service's read pool is: prepared statements with generic plans.
+    kwargs = PgOptions(parse_database_url(db.url)).connect_kwargs(reads=True)
+    with psycopg.connect(db.url, **kwargs) as conn:
         months = {month_of(START + i * STEP) for i in range(0, N, 1000)} | {2026 * 12 + 3}
         PartitionManager(1).ensure(conn, months)
         with conn.transaction():

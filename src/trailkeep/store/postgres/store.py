@@ -60,7 +60,7 @@ class PostgresStore:
             options.url.libpq,
             min_size=1,
             max_size=options.pool_size,
-            kwargs=options.connect_kwargs(),
+            kwargs=options.connect_kwargs(reads=True),
             timeout=options.connect_timeout_s,
             # After an outage, connections the pool still holds are dead; checking one
             # before handing it out costs a round trip and saves a failed request.
