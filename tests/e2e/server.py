@@ -91,3 +91,21 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def all_events(url: str, token: str) -> list[dict[str, Any]]:
+    """Every event the token's tenant can read, following cursors."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            r = http.get("/v1/events", params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            out += body["data"]
+            cursor = body["next_cursor"]
+            if not cursor:
+                return out

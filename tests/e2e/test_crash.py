@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, all_events
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +41,6 @@ def _writer(
                         acked.append(ids[0])
             except httpx.HTTPError:
                 return  # the server died under us: whatever was acked is recorded
-
-
-def _all(url: str, token: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
-        while True:
-            params: dict[str, Any] = {"limit": 1000}
-            if cursor:
-                params["cursor"] = cursor
-            body = http.get("/v1/events", params=params).json()
-            out += body["data"]
-            cursor = body["next_cursor"]
-            if not cursor:
-                return out
 
 
 @pytest.mark.parametrize("round_no", range(2))
@@ -91,7 +76,7 @@ def test_sigkill_loses_no_acknowledged_event(
 
     server.start()
     for tenant in ("a", "b"):
-        stored = _all(server.url, seeded[f"{tenant}_reader"])
+        stored = all_events(server.url, seeded[f"{tenant}_reader"])
         stored_ids = {e["id"] for e in stored}
         missing = set(acked[tenant]) - stored_ids
         assert not missing, f"{len(missing)} acknowledged events lost in tenant {tenant}"
@@ -108,4 +93,4 @@ def test_sigkill_loses_no_acknowledged_event(
             headers={"Authorization": f"Bearer {seeded['a_writer']}"},
         )
     assert r.status_code == 201
-    assert r.json()["seq"] == len(_all(server.url, seeded["a_reader"])) - 1
+    assert r.json()["seq"] == len(all_events(server.url, seeded["a_reader"])) - 1

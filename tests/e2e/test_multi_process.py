@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import Server, free_port
-from tests.e2e.test_crash import _all
+from tests.e2e.server import Server, all_events, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
 
@@ -86,7 +85,7 @@ def test_two_processes_share_one_tenant_log(tmp_path: Path, seeded: dict[str, An
             t.join()
         assert errors == []
 
-        stored = _all(urls[1], seeded["a_reader"])
+        stored = all_events(urls[1], seeded["a_reader"])
         ids = [e["id"] for e in stored]
         assert len(ids) == len(set(ids)), "an event was stored twice"
         assert sorted(e["seq"] for e in stored) == list(range(len(stored))), "seqs not gapless"
@@ -98,7 +97,7 @@ def test_two_processes_share_one_tenant_log(tmp_path: Path, seeded: dict[str, An
             assert statuses == [200, 201], (event_id, answers)  # one created, one retry
             assert {seq for _, seq in answers} == {by_id[event_id]["seq"]}
         # The other tenant saw none of it.
-        assert _all(urls[0], seeded["b_reader"]) == []
+        assert all_events(urls[0], seeded["b_reader"]) == []
     finally:
         for srv in servers:
             srv.stop()

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from tests import backends
-from tests.e2e.server import Server, cli, free_port
+from tests.e2e.server import Server, all_events, cli, free_port
 from tests.pg_cluster import PgCluster, StopMode, cluster_problem
 
 # Runs once: the backend under test is the cluster below, whatever the parametrization.
@@ -145,23 +145,6 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _all_events(url: str, token: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
-        while True:
-            params: dict[str, Any] = {"limit": 1000}
-            if cursor:
-                params["cursor"] = cursor
-            r = http.get("/v1/events", params=params)
-            assert r.status_code == 200, r.text
-            body = r.json()
-            out += body["data"]
-            cursor = body["next_cursor"]
-            if not cursor:
-                return out
-
-
 def _assert_refused_fast(r: httpx.Response, seconds: float, what: str) -> None:
     assert r.status_code == 503, f"{what}: {r.status_code} {r.text[:300]}"
     assert r.headers.get("Retry-After", "").isdigit(), f"{what}: no Retry-After"
@@ -261,7 +244,7 @@ def test_postgres_restart_under_load(cluster: PgCluster, tmp_path: Path) -> None
         timelines = {mode: _outage(cluster, server, load, tokens["reader"], mode) for mode in modes}
         load.finish()
         # Read back through the same server process: reads recovered too.
-        stored = _all_events(server.url, tokens["reader"])
+        stored = all_events(server.url, tokens["reader"])
     finally:
         load.stop.set()
         server.stop()
