@@ -9,7 +9,7 @@ store/admin_sql.py) and runs here through the qmark adapter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 import psycopg_pool
@@ -20,12 +20,8 @@ from trailkeep.store import admin_sql, event_reads
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrate import SchemaError, check_schema
 from trailkeep.store.models import (
-    ApiKeyRecord,
     AppendResult,
     EventDraft,
-    EventFilter,
-    EventRow,
-    PageKey,
     TenantRecord,
 )
 from trailkeep.store.postgres.connect import PgOptions, connect, unavailable
@@ -33,12 +29,17 @@ from trailkeep.store.postgres.partitions import PartitionManager
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.session import PgWriterSession
 from trailkeep.store.schema import TENANT_DATA_TABLES
+from trailkeep.store.shared_store import SharedSqlStore
+from trailkeep.store.sql import SqlConnection
 
 T = TypeVar("T")
 POSTGRES = event_reads.ReadDialect(index_hints=False, partitioned=True)
 
 
-class PostgresStore:
+class PostgresStore(SharedSqlStore):
+    dialect = POSTGRES
+    tenant_data_tables = TENANT_DATA_TABLES["postgresql"]
+
     def __init__(
         self,
         options: PgOptions,
@@ -130,53 +131,15 @@ class PostgresStore:
         except WriterUnavailable as exc:
             raise StoreUnavailable(str(exc), retry_after=1) from exc
 
-    async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
-        return await self._read(lambda c: event_reads.get_event(c, POSTGRES, tenant_id, event_id))
-
-    async def list_events(
-        self, flt: EventFilter, after: PageKey | None, limit: int
-    ) -> list[EventRow]:
-        return await self._read(lambda c: event_reads.list_events(c, POSTGRES, flt, after, limit))
-
     # -- tenants -------------------------------------------------------------------
-    async def create_tenant(self, record: TenantRecord) -> bool:
-        def create(conn: QmarkConnection) -> bool:
-            created = admin_sql.insert_tenant(conn, record)
-            if created:
-                conn.execute(
-                    "INSERT INTO tenant_seqs (tenant_id, next_seq) VALUES (?, 0)"
-                    " ON CONFLICT (tenant_id) DO NOTHING",
-                    (record.id,),
-                )
-            return created
-
-        return await self._write(create)
-
-    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
-        return await self._read(lambda c: admin_sql.select_tenant(c, tenant_id))
-
-    async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]:
-        return await self._read(lambda c: admin_sql.select_tenants(c, after, limit))
-
-    async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool:
-        return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
-
-    async def delete_tenant(self, tenant_id: str) -> bool:
-        tables = TENANT_DATA_TABLES["postgresql"]
-        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id, tables))
-
-    # -- API keys ------------------------------------------------------------------
-    async def create_key(self, record: ApiKeyRecord) -> None:
-        await self._write(lambda c: admin_sql.insert_key(c, record))
-
-    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        return await self._read(lambda c: admin_sql.select_key(c, key_id))
-
-    async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]:
-        return await self._read(lambda c: admin_sql.select_keys(c, tenant_id))
-
-    async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool:
-        return await self._write(lambda c: admin_sql.revoke_key(c, key_id, tenant_id, at))
-
-    async def touch_keys(self, last_used: dict[str, int]) -> None:
-        await self._write(lambda c: admin_sql.touch_keys(c, last_used))
+    def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
+        created = admin_sql.insert_tenant(conn, record)
+        if created:
+            # The counter row whose lock serializes this tenant's writers (the writer
+            # also creates a missing one, for tenants made before it existed).
+            conn.execute(
+                "INSERT INTO tenant_seqs (tenant_id, next_seq) VALUES (?, 0)"
+                " ON CONFLICT (tenant_id) DO NOTHING",
+                (record.id,),
+            )
+        return created

@@ -11,24 +11,20 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from anyio import to_thread
 
 from trailkeep.errors import StoreUnavailable
-from trailkeep.store import admin_sql, event_reads
+from trailkeep.store import event_reads
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrate import SchemaError, check_schema
 from trailkeep.store.models import (
-    ApiKeyRecord,
     AppendResult,
     EventDraft,
-    EventFilter,
-    EventRow,
-    PageKey,
-    TenantRecord,
 )
 from trailkeep.store.schema import TENANT_DATA_TABLES
+from trailkeep.store.shared_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.session import SqliteWriterSession
@@ -39,7 +35,10 @@ SQLITE = event_reads.ReadDialect(index_hints=True, partitioned=False)
 READ_CONNECTIONS = 4
 
 
-class SqliteStore:
+class SqliteStore(SharedSqlStore):
+    dialect = SQLITE
+    tenant_data_tables = TENANT_DATA_TABLES["sqlite"]
+
     def __init__(
         self,
         path: Path,
@@ -124,44 +123,3 @@ class SqliteStore:
             return await self._writer.append(drafts)
         except WriterUnavailable as exc:
             raise StoreUnavailable(str(exc), retry_after=1) from exc
-
-    async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
-        return await self._read(lambda c: event_reads.get_event(c, SQLITE, tenant_id, event_id))
-
-    async def list_events(
-        self, flt: EventFilter, after: PageKey | None, limit: int
-    ) -> list[EventRow]:
-        return await self._read(lambda c: event_reads.list_events(c, SQLITE, flt, after, limit))
-
-    # -- tenants -------------------------------------------------------------------
-    async def create_tenant(self, record: TenantRecord) -> bool:
-        return await self._write(lambda c: admin_sql.insert_tenant(c, record))
-
-    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
-        return await self._read(lambda c: admin_sql.select_tenant(c, tenant_id))
-
-    async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]:
-        return await self._read(lambda c: admin_sql.select_tenants(c, after, limit))
-
-    async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool:
-        return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
-
-    async def delete_tenant(self, tenant_id: str) -> bool:
-        tables = TENANT_DATA_TABLES["sqlite"]
-        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id, tables))
-
-    # -- API keys ------------------------------------------------------------------
-    async def create_key(self, record: ApiKeyRecord) -> None:
-        await self._write(lambda c: admin_sql.insert_key(c, record))
-
-    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        return await self._read(lambda c: admin_sql.select_key(c, key_id))
-
-    async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]:
-        return await self._read(lambda c: admin_sql.select_keys(c, tenant_id))
-
-    async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool:
-        return await self._write(lambda c: admin_sql.revoke_key(c, key_id, tenant_id, at))
-
-    async def touch_keys(self, last_used: dict[str, int]) -> None:
-        await self._write(lambda c: admin_sql.touch_keys(c, last_used))

@@ -1,0 +1,81 @@
+"""The Store methods whose SQL both backends share (events by id and by page, tenants,
+API keys). A backend supplies how a read and a write run (``_read``, ``_write``), its
+read dialect and its list of tenant data tables; the writer path stays its own."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from trailkeep.store import admin_sql, event_reads
+from trailkeep.store.models import (
+    ApiKeyRecord,
+    EventFilter,
+    EventRow,
+    PageKey,
+    TenantRecord,
+)
+from trailkeep.store.sql import SqlConnection
+
+T = TypeVar("T")
+
+
+class SharedSqlStore(ABC):
+    dialect: ClassVar[event_reads.ReadDialect]
+    tenant_data_tables: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    async def _read(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` for reading; database errors become StoreUnavailable."""
+
+    @abstractmethod
+    async def _write(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in a transaction; errors become StoreUnavailable."""
+
+    # -- events --------------------------------------------------------------------
+    async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
+        dialect = self.dialect
+        return await self._read(lambda c: event_reads.get_event(c, dialect, tenant_id, event_id))
+
+    async def list_events(
+        self, flt: EventFilter, after: PageKey | None, limit: int
+    ) -> list[EventRow]:
+        dialect = self.dialect
+        return await self._read(lambda c: event_reads.list_events(c, dialect, flt, after, limit))
+
+    # -- tenants -------------------------------------------------------------------
+    async def create_tenant(self, record: TenantRecord) -> bool:
+        return await self._write(lambda c: self._insert_tenant(c, record))
+
+    def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
+        return admin_sql.insert_tenant(conn, record)
+
+    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        return await self._read(lambda c: admin_sql.select_tenant(c, tenant_id))
+
+    async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]:
+        return await self._read(lambda c: admin_sql.select_tenants(c, after, limit))
+
+    async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool:
+        return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
+
+    async def delete_tenant(self, tenant_id: str) -> bool:
+        tables = self.tenant_data_tables
+        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id, tables))
+
+    # -- API keys ------------------------------------------------------------------
+    async def create_key(self, record: ApiKeyRecord) -> None:
+        await self._write(lambda c: admin_sql.insert_key(c, record))
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        return await self._read(lambda c: admin_sql.select_key(c, key_id))
+
+    async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]:
+        return await self._read(lambda c: admin_sql.select_keys(c, tenant_id))
+
+    async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool:
+        return await self._write(lambda c: admin_sql.revoke_key(c, key_id, tenant_id, at))
+
+    async def touch_keys(self, last_used: dict[str, int]) -> None:
+        await self._write(lambda c: admin_sql.touch_keys(c, last_used))
