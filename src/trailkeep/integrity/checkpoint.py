@@ -128,7 +128,7 @@ def parse_checkpoint(text: str, *, origin: str | None = None) -> Checkpoint:
     lines = text[:-1].split("\n")
     if len(lines) < 3:
         raise CheckpointError(
-            f"checkpoint has {len(lines)} lines, want origin, tree size and root hash"
+            f"checkpoint has {len(lines)} line(s), want origin, tree size and root hash"
         )
     for number, line in enumerate(lines, start=1):
         if not line:

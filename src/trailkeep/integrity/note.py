@@ -266,7 +266,7 @@ def _split_key(rest: str, what: str) -> tuple[str, int, bytes]:
     check_key_name(name)
     if len(hex_id) != 8 or not set(hex_id) <= _HEX_DIGITS:
         raise NoteError(f"malformed {what}: key id {hex_id!r} is not 8 hex digits")
-    data = decode_base64(key64, f"{what} key data")
+    data = decode_base64(key64, f"{what} data")
     if not data:
         raise NoteError(f"malformed {what}: key data is empty")
     if data[0] != ALG_ED25519:

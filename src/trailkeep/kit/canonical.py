@@ -56,7 +56,7 @@ def canonical_json(value: Any) -> bytes:
         try:
             return orjson.dumps(value, option=_SORTED)
         except orjson.JSONEncodeError:
-            pass  # lone surrogates: let the reference raise its own error
+            pass  # a lone surrogate, a str-subclass key: the reference decides
     try:
         return rfc8785.dumps(value)
     except UnicodeEncodeError as exc:  # rfc8785 0.1.4 on a lone surrogate in a key
@@ -123,4 +123,3 @@ def _orjson_is_jcs(value: Any, depth: int) -> bool:
             return False
         return False
     return True
-
