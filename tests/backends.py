@@ -16,6 +16,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -63,6 +64,7 @@ class PgTestDatabase:
 
     def create(self) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            _drop_abandoned(conn)
             conn.execute(f'CREATE DATABASE "{self.name}"')
         upgrade(parse_database_url(self.url))
 
@@ -74,6 +76,17 @@ class PgTestDatabase:
     def drop(self) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _drop_abandoned(conn: psycopg.Connection[Any]) -> None:
+    """Drop test databases left by runs that were killed (their process is gone)."""
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'trailkeep\\_test\\_%'"
+    ).fetchall()
+    for (name,) in rows:
+        pid = name.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def server_problem() -> str | None:
