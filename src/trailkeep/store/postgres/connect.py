@@ -51,6 +51,17 @@ def lost_connection(exc: BaseException) -> bool:
     )
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The server could not be reached or is going away: no connection, a pool that
+    found none in time, or SQLSTATE class 08 (connection) / 57P (shutdown, crash)."""
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
 def unavailable(exc: BaseException, doing: str) -> StoreUnavailable:
     """The 503 for a failed database call: says what failed, never the SQL or data."""
     if isinstance(exc, psycopg_pool.PoolTimeout):

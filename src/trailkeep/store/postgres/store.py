@@ -8,6 +8,7 @@ store/admin_sql.py) and runs here through the qmark adapter.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,7 +25,7 @@ from trailkeep.store.models import (
     EventDraft,
     TenantRecord,
 )
-from trailkeep.store.postgres.connect import PgOptions, connect, unavailable
+from trailkeep.store.postgres.connect import PgOptions, connect, unavailable, unreachable
 from trailkeep.store.postgres.partitions import PartitionManager
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.session import PgWriterSession
@@ -33,6 +34,10 @@ from trailkeep.store.shared_store import SharedSqlStore
 from trailkeep.store.sql import SqlConnection
 
 T = TypeVar("T")
+# After a request found the database unreachable, the next ones fail at once for this
+# long instead of each waiting out the connect timeout; the pool keeps reconnecting in
+# the background meanwhile, and the first request after the pause tries again.
+UNREACHABLE_PAUSE_S = 0.5
 POSTGRES = event_reads.ReadDialect(index_hints=False, partitioned=True)
 
 
@@ -50,6 +55,7 @@ class PostgresStore(SharedSqlStore):
         queue_max: int = 50_000,
     ) -> None:
         self.options = options
+        self._unreachable_until = 0.0
         self._partitions = PartitionManager(partitions_ahead_months)
         self._writer = GroupCommitWriter(
             PgWriterSession(options, self._partitions),
@@ -112,17 +118,22 @@ class PostgresStore(SharedSqlStore):
             with conn.transaction():
                 return fn(QmarkConnection(conn))
 
-    async def _read(self, fn: Callable[[QmarkConnection], T]) -> T:
+    async def _call(self, fn: Callable[[QmarkConnection], T], transaction: bool) -> T:
+        doing = "database write" if transaction else "database read"
+        if time.monotonic() < self._unreachable_until:
+            raise StoreUnavailable(f"{doing} failed: the database is unreachable", retry_after=1)
         try:
-            return await to_thread.run_sync(self._run, fn, False)
+            return await to_thread.run_sync(self._run, fn, transaction)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise unavailable(exc, "database read") from exc
+            if unreachable(exc):
+                self._unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_S
+            raise unavailable(exc, doing) from exc
+
+    async def _read(self, fn: Callable[[QmarkConnection], T]) -> T:
+        return await self._call(fn, transaction=False)
 
     async def _write(self, fn: Callable[[QmarkConnection], T]) -> T:
-        try:
-            return await to_thread.run_sync(self._run, fn, True)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            raise unavailable(exc, "database write") from exc
+        return await self._call(fn, transaction=True)
 
     # -- events --------------------------------------------------------------------
     async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
