@@ -7,6 +7,7 @@ Trailkeep expects and otherwise refuses to start with a message saying what to r
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,15 +52,20 @@ def alembic_config(backend: Backend) -> Config:
     return config
 
 
+@functools.cache
+def _script(backend: Backend) -> ScriptDirectory:
+    """The migration files of a backend; they do not change while the process runs."""
+    return ScriptDirectory.from_config(alembic_config(backend))
+
+
 def head_revision(backend: Backend) -> str:
-    head = ScriptDirectory.from_config(alembic_config(backend)).get_current_head()
+    head = _script(backend).get_current_head()
     assert head is not None
     return head
 
 
 def _known_revisions(backend: Backend) -> set[str]:
-    script = ScriptDirectory.from_config(alembic_config(backend))
-    return {rev.revision for rev in script.walk_revisions()}
+    return {rev.revision for rev in _script(backend).walk_revisions()}
 
 
 @contextmanager

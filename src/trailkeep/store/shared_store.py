@@ -1,6 +1,7 @@
-"""The Store methods whose SQL both backends share (events by id and by page, tenants,
-API keys). A backend supplies how a read and a write run (``_read``, ``_write``), its
-read dialect and its list of tenant data tables; the writer path stays its own."""
+"""The Store methods both backends share: appending through the group-commit writer,
+readiness, and the SQL of events by id and by page, tenants and API keys. A backend
+supplies its writer, how a read and a write run (``_read``, ``_write``), its read
+dialect and its list of tenant data tables."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from trailkeep.errors import StoreUnavailable
 from trailkeep.store import admin_sql, event_reads
+from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.models import (
     ApiKeyRecord,
+    AppendResult,
+    EventDraft,
     EventFilter,
     EventRow,
     PageKey,
@@ -24,6 +29,7 @@ T = TypeVar("T")
 class SharedSqlStore(ABC):
     dialect: ClassVar[event_reads.ReadDialect]
     tenant_data_tables: ClassVar[tuple[str, ...]]
+    _writer: GroupCommitWriter
 
     @abstractmethod
     async def _read(self, fn: Callable[[Any], T]) -> T:
@@ -33,7 +39,19 @@ class SharedSqlStore(ABC):
     async def _write(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(connection)`` in a transaction; errors become StoreUnavailable."""
 
+    def is_ready(self) -> bool:
+        return self._writer.alive
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
     # -- events --------------------------------------------------------------------
+    async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
+        try:
+            return await self._writer.append(drafts)
+        except WriterUnavailable as exc:
+            raise StoreUnavailable(str(exc), retry_after=1) from exc
+
     async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
         dialect = self.dialect
         return await self._read(lambda c: event_reads.get_event(c, dialect, tenant_id, event_id))

@@ -45,7 +45,10 @@ def connect(options: PgOptions) -> psycopg.Connection[Any]:
 
 
 def lost_connection(exc: BaseException) -> bool:
-    """The database is unreachable (down, restarting, network) rather than the data bad."""
+    """The failure is the database's, not one request's data: unreachable, restarting,
+    out of disk or other resources (psycopg's OperationalError). Retrying a failed group
+    one request at a time would only fail each again. A cancelled statement is excluded:
+    it may be one request's lock wait."""
     return isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout)) and not (
         isinstance(exc, pg_errors.QueryCanceled)
     )

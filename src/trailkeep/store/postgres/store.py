@@ -18,11 +18,9 @@ from anyio import to_thread
 
 from trailkeep.errors import StoreUnavailable
 from trailkeep.store import admin_sql, event_reads
-from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
+from trailkeep.store.group_commit import GroupCommitWriter
 from trailkeep.store.migrate import SchemaError, check_schema
 from trailkeep.store.models import (
-    AppendResult,
-    EventDraft,
     TenantRecord,
 )
 from trailkeep.store.postgres.connect import PgOptions, connect, unavailable, unreachable
@@ -104,12 +102,6 @@ class PostgresStore(SharedSqlStore):
         await to_thread.run_sync(self._writer.stop)
         await to_thread.run_sync(self._pool.close)
 
-    def is_ready(self) -> bool:
-        return self._writer.alive
-
-    async def ping(self) -> None:
-        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
-
     # -- plumbing ------------------------------------------------------------------
     def _run(self, fn: Callable[[QmarkConnection], T], transaction: bool) -> T:
         with self._pool.connection() as conn:
@@ -134,13 +126,6 @@ class PostgresStore(SharedSqlStore):
 
     async def _write(self, fn: Callable[[QmarkConnection], T]) -> T:
         return await self._call(fn, transaction=True)
-
-    # -- events --------------------------------------------------------------------
-    async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
-        try:
-            return await self._writer.append(drafts)
-        except WriterUnavailable as exc:
-            raise StoreUnavailable(str(exc), retry_after=1) from exc
 
     # -- tenants -------------------------------------------------------------------
     def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:

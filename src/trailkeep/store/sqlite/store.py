@@ -19,10 +19,6 @@ from trailkeep.errors import StoreUnavailable
 from trailkeep.store import event_reads
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrate import SchemaError, check_schema
-from trailkeep.store.models import (
-    AppendResult,
-    EventDraft,
-)
 from trailkeep.store.schema import TENANT_DATA_TABLES
 from trailkeep.store.shared_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
@@ -83,12 +79,6 @@ class SqliteStore(SharedSqlStore):
                 conn.close()
             self._readers.clear()
 
-    def is_ready(self) -> bool:
-        return self._writer.alive
-
-    async def ping(self) -> None:
-        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
-
     # -- plumbing ------------------------------------------------------------------
     def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._reader_slots:
@@ -116,10 +106,3 @@ class SqliteStore(SharedSqlStore):
             raise StoreUnavailable(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database write failed: {exc}") from exc
-
-    # -- events --------------------------------------------------------------------
-    async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
-        try:
-            return await self._writer.append(drafts)
-        except WriterUnavailable as exc:
-            raise StoreUnavailable(str(exc), retry_after=1) from exc
