@@ -26,7 +26,9 @@ from trailkeep.store.urls import parse_database_url
 ADMIN_URL = os.environ.get("TRAILKEEP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-_TABLES = "tenants, api_keys, events, event_targets, event_ids, tenant_seqs"
+_TABLES = (
+    "tenants, api_keys, events, event_targets, event_ids, tenant_seqs, merkle_tiles, checkpoints"
+)
 
 # The database URL of the test running now (None: SQLite in the test's data dir).
 current_url: str | None = None

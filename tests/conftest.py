@@ -22,10 +22,13 @@ from trailkeep.app import build_store, create_app
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
+from trailkeep.integrity.note import generate_signer
 from trailkeep.tenants.models import TenantCreate
 from trailkeep.tenants.service import TenantService
 
 TENANTS = ("acme", "globex")
+# One checkpoint signing key for the whole run (as `trailkeep init` would create).
+TEST_SIGNING_KEY, TEST_VERIFIER_KEY = generate_signer("trailkeep.test")
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -40,6 +43,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "access_log": False,
         "log_level": "WARNING",
         "auth_cache_seconds": 0.0,
+        "signing_key": TEST_SIGNING_KEY,
+        "checkpoint_interval_seconds": 0.05,
     }
     values.update(overrides)
     return Settings(**values)

@@ -22,6 +22,10 @@ from trailkeep.events.service import EventService
 from trailkeep.http import bench, errors, health
 from trailkeep.http.fastlane import Endpoint, FastLane
 from trailkeep.http.middleware import RequestContext
+from trailkeep.integrity import routes as integrity_routes
+from trailkeep.integrity.keys import load_log_key
+from trailkeep.integrity.service import IntegrityService
+from trailkeep.integrity.signing import CheckpointSigner
 from trailkeep.services import Services
 from trailkeep.store.base import Store
 from trailkeep.store.sqlite import SqliteStore
@@ -93,17 +97,22 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     tenants = TenantService(store)
     auth = AuthService(store, settings)
     events = EventService(store, tenants, settings.limits, CursorCodec(settings.secret_key))
-    services = Services(settings, store, auth, tenants, events)
+    key = load_log_key(settings)
+    integrity = IntegrityService(store, key)
+    signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
+    services = Services(settings, store, auth, tenants, events, integrity)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await store.start()
         flusher = asyncio.create_task(_flush_key_usage(auth))
+        signing = asyncio.create_task(signer.run())
         log.info("trailkeep started", version=__version__, env=settings.env)
         try:
             yield
         finally:
             flusher.cancel()
+            signing.cancel()
             with contextlib.suppress(Exception):
                 await auth.flush_last_used()
             await store.close()
@@ -120,11 +129,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.services = services
+    app.state.signer = signer
     errors.install(app)
     app.include_router(health.router)
     app.include_router(event_routes.router)
     app.include_router(tenant_routes.router)
     app.include_router(key_routes.router)
+    app.include_router(integrity_routes.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

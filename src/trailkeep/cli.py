@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
+from trailkeep.cli_verify import verify as verify_command
 from trailkeep.config import ConfigError, Settings
 from trailkeep.errors import TrailkeepError
 from trailkeep.kit.jsonutil import dumps
@@ -104,7 +106,10 @@ def serve(
         check_schema(settings.database(), timeout=settings.pg_connect_timeout_seconds)
     except SchemaError as exc:
         raise _fail(str(exc)) from None
-    application = create_app(settings)
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     # Process-wide, so set by the server command, not by create_app.
     sys.setswitchinterval(settings.gil_switch_interval_us / 1_000_000)
     # Everything loaded so far lives as long as the process: move it out of the
@@ -158,20 +163,39 @@ def init(
     database_url: DatabaseUrl = None,
     demo: Annotated[bool, typer.Option(help="Also create a demo tenant with keys")] = False,
     port: Annotated[int, typer.Option(help="Port used in the printed curl examples")] = 8000,
+    log_host: Annotated[
+        str | None,
+        typer.Option(help="[env TRAILKEEP_LOG_HOST] names a new signing key: origins HOST/t/ID"),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Migrate the database, create the platform admin key (printed once), optionally a demo."""
+    """Migrate the database, create the signing key and the platform admin key (printed
+    once), optionally a demo tenant."""
     from trailkeep.bootstrap import initialize
+    from trailkeep.integrity.keys import ensure_log_key
 
-    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    settings = load_settings(data_dir=data_dir, database_url=database_url, log_host=log_host)
     _migrate(settings)
+    try:
+        key, created = ensure_log_key(settings)
+    except (ConfigError, OSError) as exc:
+        raise _fail(str(exc)) from None
     result = _with_store(settings, lambda store: initialize(store, settings, demo=demo))
     if json_out:
         _print_json(
-            {"database": result.database, "admin_key": result.admin_key, "demo": result.demo}
+            {
+                "database": result.database,
+                "admin_key": result.admin_key,
+                "demo": result.demo,
+                "log_host": key.host,
+                "signing_key_file": str(created) if created else None,
+            }
         )
         return
     console.print(f"database: {result.database}")
+    if created is not None:
+        console.print(f"checkpoint signing key created: {created} (mode 0600; back it up)")
+    console.print(f"log host: {key.host} (tenant logs are {key.host}/t/<tenant_id>)")
     if result.admin_key:
         typer.echo(f"platform admin key (shown once): {result.admin_key}")
     for role, token in result.demo.items():
@@ -309,6 +333,29 @@ def key_list(
     console.print(table)
 
 
+@key_app.command("public")
+def key_public(
+    tenant: Annotated[str, typer.Option(help="The tenant whose log the key verifies")],
+    data_dir: DataDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Print the verifier key (C2SP vkey) of a tenant's checkpoints, for its auditors."""
+    from trailkeep.integrity.keys import load_log_key
+    from trailkeep.tenants.models import TENANT_ID_PATTERN
+
+    if not re.fullmatch(TENANT_ID_PATTERN, tenant):
+        raise _fail(f"tenant id {tenant[:80]!r} is not a lowercase slug")
+    settings = load_settings(data_dir=data_dir)
+    try:
+        key = load_log_key(settings)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if json_out:
+        _print_json({"origin": key.origin(tenant), "vkey": key.vkey_for(tenant)})
+    else:
+        typer.echo(key.vkey_for(tenant))
+
+
 @key_app.command("revoke")
 def key_revoke(
     key_id: Annotated[str, typer.Argument(help="The key id (the 16 hex digits after tk_)")],
@@ -323,6 +370,9 @@ def key_revoke(
         _print_json({"id": key_id, "revoked": True})
     else:
         console.print(f"revoked key {key_id}")
+
+
+app.command("verify")(verify_command)
 
 
 def main() -> None:

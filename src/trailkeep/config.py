@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trailkeep.store.urls import DatabaseUrl, DatabaseUrlError, parse_database_url
@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(2.0, ge=0, description="API key lookups are cached")
     access_log: bool = True
     log_level: str = "INFO"
+    # Tamper evidence (docs/integrity.md). The checkpoint signing key: a C2SP/Go note
+    # signer key string, given directly or in a file (default <data_dir>/signing.key,
+    # which `trailkeep init` creates). Its name is the log host: origins are
+    # "<host>/t/<tenant_id>".
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+    log_host: str = Field("localhost", description="Used only when init creates the key")
+    # A tenant's tree is signed at most this often, and within this long of growing.
+    checkpoint_interval_seconds: float = Field(1.0, ge=0.01, le=3600)
     # Exposes POST /v1/_bench/validate (validates, stores nothing) for bench/ingest.py.
     bench_endpoints: bool = False
     limits: Limits = Field(default_factory=Limits)
@@ -109,6 +118,10 @@ class Settings(BaseSettings):
             )
         if self.jwt_hs256_secret is not None and len(self.jwt_hs256_secret) < 32:
             raise ConfigError("TRAILKEEP_JWT_HS256_SECRET must be at least 32 characters")
+
+    @property
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "signing.key"
 
     def database(self) -> DatabaseUrl:
         try:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.events.service import EventService
+from trailkeep.integrity.service import IntegrityService
 from trailkeep.store.base import Store
 from trailkeep.tenants.service import TenantService
 
@@ -20,6 +21,7 @@ class Services:
     auth: AuthService
     tenants: TenantService
     events: EventService
+    integrity: IntegrityService
 
 
 async def services(request: Request) -> Services:

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import TEST_SIGNING_KEY
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -58,6 +60,9 @@ class Server:
             "TRAILKEEP_ACCESS_LOG": "false",
             **(extra_env or {}),
         }
+        if not (self.data_dir / "signing.key").exists():
+            # Not made by `trailkeep init`: the run's test key, as an operator would set it.
+            env.setdefault("TRAILKEEP_SIGNING_KEY", TEST_SIGNING_KEY)
         self.log_path = self.data_dir / "server.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

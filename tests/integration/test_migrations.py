@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,6 +20,9 @@ from tests import backends
 from tests.conftest import make_settings
 from trailkeep.app import create_app
 from trailkeep.errors import StoreUnavailable
+from trailkeep.kit import merkle
+from trailkeep.kit.canonical import canonical_json
+from trailkeep.store import tree_sql
 from trailkeep.store.migrate import SchemaError, check_schema, head_revision, upgrade
 from trailkeep.store.schema import metadata_for
 from trailkeep.store.urls import DatabaseUrl, parse_database_url
@@ -114,9 +118,19 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     upgrade(db)
     conn = sqlite3.connect(db.sqlite_path)
     conn.execute("DROP TABLE alembic_version")
+    conn.execute("DROP TABLE merkle_tiles")  # 0.1 had no Merkle tree ...
+    conn.execute("DROP TABLE checkpoints")
     conn.execute("CREATE TABLE schema_info (version INTEGER PRIMARY KEY)")
     conn.execute("INSERT INTO schema_info VALUES (1)")
     conn.execute("INSERT INTO tenants VALUES ('kept', 'Kept', NULL, 0, 1, 1)")
+    # ... and stored bodies as orjson wrote them: a float differs from its JCS form.
+    bodies = [
+        orjson.dumps({"seq": i, "n": 1.0 * i}, option=orjson.OPT_SORT_KEYS) for i in range(300)
+    ]
+    conn.executemany(
+        "INSERT INTO events VALUES ('kept', ?, ?, 1, 1, 'a', NULL, 'user', 1, 'success', ?, ?)",
+        [(i, f"e{i}", b"0" * 16, body) for i, body in enumerate(bodies)],
+    )
     conn.commit()
     conn.close()
     with pytest.raises(SchemaError, match="run `trailkeep migrate`"):
@@ -126,4 +140,10 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     check_schema(db)
     conn = sqlite3.connect(db.sqlite_path)
     assert conn.execute("SELECT id FROM tenants").fetchall() == [("kept",)]
+    stored = [row[0] for row in conn.execute("SELECT body FROM events ORDER BY seq")]
+    assert stored[2] == b'{"n":2,"seq":2}'  # rewritten in its RFC 8785 form
+    assert stored == [canonical_json(orjson.loads(body)) for body in bodies]
+    frontier = tree_sql.load_frontier(conn, "kept")
+    assert frontier.size == 300
+    assert frontier.root() == merkle.root_from_leaf_hashes([merkle.leaf_hash(b) for b in stored])
     conn.close()

@@ -13,6 +13,7 @@ import msgspec
 from trailkeep.config import Limits
 from trailkeep.events.checks import Problem
 from trailkeep.events.schema import SEVERITY_RANK, EventIn
+from trailkeep.kit.canonical import CanonicalizationError, canonical_json, orjson_matches_jcs
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.ids import uuid7
 from trailkeep.kit.jsonutil import dumps_sorted
@@ -28,6 +29,10 @@ _SERVER_FIELDS_BYTES = 256
 
 class EventTooLarge(ValueError):
     pass
+
+
+class EventNotCanonical(ValueError):
+    """The event holds a value RFC 8785 cannot write exactly, so it cannot be hashed."""
 
 
 def _fields(struct: msgspec.Struct) -> dict[str, Any]:
@@ -100,7 +105,19 @@ def to_draft(
     """
     sent_us = to_us(event.occurred_at) if event.occurred_at is not None else None
     doc = _client_document(event, sent_us)
-    client_bytes = dumps_sorted(doc)
+    # The Merkle leaf hashes the RFC 8785 (JCS) form. orjson writes exactly that for
+    # most events (kit/canonical.py says when); the writer then uses orjson too.
+    fast = orjson_matches_jcs(doc)
+    if fast:
+        client_bytes = dumps_sorted(doc)
+    else:
+        try:
+            client_bytes = canonical_json(doc)
+        except CanonicalizationError as exc:
+            raise EventNotCanonical(
+                f"the event holds a value that canonical JSON cannot represent exactly: {exc}"
+                " (integers must lie within ±9007199254740991)"
+            ) from None
     # The fingerprint covers exactly what the client said (normalised: severity aliases,
     # UTC times), so a retry of the same body matches even when occurred_at defaulted.
     request_hash = digest16(client_bytes)
@@ -129,5 +146,6 @@ def to_draft(
         outcome=event.outcome,
         request_hash=request_hash,
         doc=doc,
+        jcs_by_orjson=fast,
         targets=list(dict.fromkeys((t["type"], t["id"]) for t in doc["targets"])),
     )

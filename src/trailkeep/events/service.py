@@ -16,7 +16,12 @@ from trailkeep.errors import (
 )
 from trailkeep.events.checks import check_event
 from trailkeep.events.cursor import CursorCodec
-from trailkeep.events.normalize import EventTooLarge, check_occurred, to_draft
+from trailkeep.events.normalize import (
+    EventNotCanonical,
+    EventTooLarge,
+    check_occurred,
+    to_draft,
+)
 from trailkeep.events.parsing import parse_batch
 from trailkeep.events.schema import EventIn
 from trailkeep.kit.text import check_text
@@ -102,6 +107,11 @@ class EventService:
             return to_draft(event, tenant_id, received, self._limits, received_text)
         except EventTooLarge as exc:
             raise PayloadTooLarge(str(exc), details={"field": "event"}) from None
+        except EventNotCanonical as exc:
+            raise ValidationFailed(
+                "event failed validation",
+                details=[{"loc": ["event"], "msg": str(exc), "type": "value_error"}],
+            ) from None
 
     async def check_only(self, event: EventIn, principal: Principal) -> None:
         """Ingest's checks (tenant, schema limits, time range) and nothing else: the

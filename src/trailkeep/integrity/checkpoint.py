@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from trailkeep.integrity.merkle import HASH_SIZE, MAX_TREE_SIZE
 from trailkeep.integrity.note import (
     NoteError,
     Signer,
@@ -33,6 +32,7 @@ from trailkeep.integrity.note import (
     open_note,
     sign_note,
 )
+from trailkeep.kit.merkle import HASH_SIZE, MAX_TREE_SIZE
 
 __all__ = [
     "Checkpoint",

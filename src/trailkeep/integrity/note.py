@@ -223,6 +223,10 @@ class Signer:
     def verifier(self) -> Verifier:
         return Verifier(self.name, self.key_id, _raw_public(self._private.public_key()))
 
+    def under_name(self, name: str) -> Signer:
+        """The same private key under another name (its key id changes with the name)."""
+        return signer_from_seed(name, self._private.private_bytes_raw())
+
 
 def signer_from_seed(name: str, seed: bytes) -> Signer:
     """A signer for the 32-byte Ed25519 ``seed`` (RFC 8032 private key) under ``name``."""

@@ -1,17 +1,20 @@
-"""The Store protocol: what every backend (SQLite today, PostgreSQL next) provides."""
+"""The Store protocol: what every backend (SQLite, PostgreSQL) provides."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from trailkeep.kit.tiles import TileId
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
+    CheckpointRecord,
     EventDraft,
     EventFilter,
     EventRow,
     PageKey,
     TenantRecord,
+    TreeHead,
 )
 
 
@@ -32,6 +35,23 @@ class Store(Protocol):
     async def list_events(
         self, flt: EventFilter, after: PageKey | None, limit: int
     ) -> list[EventRow]: ...
+
+    # Merkle trees (kit/tiles.py) and signed checkpoints
+    def take_grown_tenants(self) -> set[str]:
+        """Tenants with events committed by this process since the last call."""
+        ...
+
+    async def tree_head(self, tenant_id: str) -> TreeHead: ...
+
+    async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
+        """The stored tiles among ``ids`` (missing ones are absent), current width."""
+        ...
+
+    async def latest_checkpoint(self, tenant_id: str) -> CheckpointRecord | None: ...
+
+    async def checkpoint_at(self, tenant_id: str, size: int) -> CheckpointRecord | None: ...
+
+    async def add_checkpoint(self, record: CheckpointRecord) -> None: ...
 
     # tenants
     async def create_tenant(self, record: TenantRecord) -> bool: ...

@@ -6,10 +6,12 @@ out seqs; this decides, event by event, what is created and what is a retry.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trailkeep.kit.canonical import canonical_json
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.store.models import AppendResult, AppendStatus, EventDraft
 
@@ -24,6 +26,19 @@ class StoredRows:
     events: list[tuple[Any, ...]] = field(default_factory=list)
     # Column order: tenant_id, seq, target_type, target_id, occurred_at.
     targets: list[tuple[Any, ...]] = field(default_factory=list)
+    # Merkle leaf hashes of the new events, per tenant in seq order, and the first seq.
+    leaves: dict[str, list[bytes]] = field(default_factory=dict)
+    first_seq: dict[str, int] = field(default_factory=dict)
+
+
+def stored_body(doc: dict[str, Any], jcs_by_orjson: bool) -> bytes:
+    """The RFC 8785 bytes of a stored event (kit/canonical.py; orjson when it agrees)."""
+    return dumps_sorted(doc) if jcs_by_orjson else canonical_json(doc)
+
+
+def leaf_of(body: bytes) -> bytes:
+    """The event's Merkle leaf hash, SHA-256(0x00 || body) (RFC 9162 section 2.1.1)."""
+    return hashlib.sha256(b"\x00" + body).digest()
 
 
 def supplied_ids(drafts: list[EventDraft]) -> dict[str, list[str]]:
@@ -53,7 +68,12 @@ def build_rows(
         seq = take_seq(d.tenant_id)
         doc = d.doc
         doc["seq"] = seq
-        body = dumps_sorted(doc)
+        body = stored_body(doc, d.jcs_by_orjson)
+        leaves = out.leaves.get(d.tenant_id)
+        if leaves is None:
+            leaves = out.leaves[d.tenant_id] = []
+            out.first_seq[d.tenant_id] = seq
+        leaves.append(leaf_of(body))
         out.events.append(
             (
                 d.tenant_id,

@@ -106,6 +106,7 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.failed: BaseException | None = None
+        self._grown: set[str] = set()  # tenants whose log grew since take_grown()
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -124,6 +125,12 @@ class GroupCommitWriter:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.failed is None
+
+    def take_grown(self) -> set[str]:
+        """Tenants with events committed since the last call (for the checkpoint signer)."""
+        with self._lock:
+            grown, self._grown = self._grown, set()
+        return grown
 
     # -- submitting ----------------------------------------------------------------
     async def append(self, drafts: list[EventDraft]) -> list[AppendResult]:
@@ -198,6 +205,10 @@ class GroupCommitWriter:
             log.error("group commit failed", error=repr(exc), events=len(drafts))
             self._finish(group, None, WriterUnavailable(self._session.describe(exc)))
             return
+        grown = {d.tenant_id for d, r in zip(drafts, results, strict=True) if r.status == "created"}
+        if grown:
+            with self._lock:
+                self._grown |= grown
         self._finish(group, results, None)
 
     def _finish(

@@ -13,7 +13,8 @@ class EventDraft:
     """An event validated by the domain, waiting for its seq.
 
     ``doc`` is the stored JSON object without ``seq``; the writer adds the seq it assigns
-    and serializes the object with sorted keys into the stored ``body``.
+    and writes the object as RFC 8785 JSON into the stored ``body``, whose hash is the
+    event's Merkle leaf. ``jcs_by_orjson`` says orjson's sorted output is that form.
     """
 
     tenant_id: str
@@ -28,6 +29,7 @@ class EventDraft:
     outcome: str
     request_hash: bytes
     doc: dict[str, Any]
+    jcs_by_orjson: bool = True
     targets: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -90,3 +92,22 @@ class ApiKeyRecord:
     created_at: int
     revoked_at: int | None
     last_used_at: int | None
+
+
+@dataclass(slots=True, frozen=True)
+class CheckpointRecord:
+    """A signed checkpoint of a tenant's tree (``note`` is the C2SP signed note)."""
+
+    tenant_id: str
+    size: int
+    root_hash: bytes
+    note: str
+    signed_at: int
+
+
+@dataclass(slots=True, frozen=True)
+class TreeHead:
+    """The tree of a tenant's stored events: its size and root hash."""
+
+    size: int
+    root_hash: bytes

@@ -29,6 +29,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -103,7 +104,8 @@ def _define(backend: Backend) -> MetaData:
         Column("outcome", String(8), nullable=False),
         # Fingerprint of the client's request, to tell an idempotent retry from a conflict.
         Column("request_hash", LargeBinary(16), nullable=False),
-        # The stored event as sorted-key JSON: exactly what GET /v1/events/{id} returns.
+        # The stored event as RFC 8785 (JCS) JSON: exactly what GET /v1/events/{id}
+        # returns, and exactly the bytes its Merkle leaf hashes.
         Column("body", LargeBinary, nullable=False),
         PrimaryKeyConstraint(*events_key, name="pk_events"),
         *sqlite_only,
@@ -129,6 +131,31 @@ def _define(backend: Backend) -> MetaData:
         ),
         Index("ix_targets_type", "tenant_id", "target_type", "occurred_at", "seq"),
         **partitioned,
+        **clustered,
+    )
+    # The tenant's Merkle tree as C2SP tlog-tiles (kit/tiles.py): one row per tile, up to
+    # 256 hashes of tree level 8 * level; partial tiles are rewritten as they grow.
+    Table(
+        "merkle_tiles",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("level", Integer, nullable=False),
+        Column("idx", BigInteger, nullable=False),
+        Column("hashes", LargeBinary, nullable=False),
+        PrimaryKeyConstraint("tenant_id", "level", "idx", name="pk_merkle_tiles"),
+        **clustered,
+    )
+    # Every signed checkpoint, kept forever; not deleted with the tenant, so that a
+    # deleted tenant's id (its log's origin) is never given to a new log.
+    Table(
+        "checkpoints",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("size", BigInteger, nullable=False),
+        Column("root_hash", LargeBinary(32), nullable=False),
+        Column("note", Text, nullable=False),
+        Column("signed_at", BigInteger, nullable=False),
+        PrimaryKeyConstraint("tenant_id", "size", name="pk_checkpoints"),
         **clustered,
     )
     if pg:
@@ -157,8 +184,15 @@ postgres_metadata = _define("postgresql")
 
 # Tables holding a tenant's data, in the order a tenant deletion empties them.
 TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
-    "sqlite": ("api_keys", "event_targets", "events"),
-    "postgresql": ("api_keys", "event_targets", "event_ids", "events", "tenant_seqs"),
+    "sqlite": ("api_keys", "event_targets", "events", "merkle_tiles"),
+    "postgresql": (
+        "api_keys",
+        "event_targets",
+        "event_ids",
+        "events",
+        "merkle_tiles",
+        "tenant_seqs",
+    ),
 }
 
 

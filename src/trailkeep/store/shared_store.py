@@ -10,16 +10,19 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from trailkeep.errors import StoreUnavailable
-from trailkeep.store import admin_sql, event_reads
+from trailkeep.kit.tiles import TileId
+from trailkeep.store import admin_sql, event_reads, tree_sql
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
+    CheckpointRecord,
     EventDraft,
     EventFilter,
     EventRow,
     PageKey,
     TenantRecord,
+    TreeHead,
 )
 from trailkeep.store.sql import SqlConnection
 
@@ -61,6 +64,29 @@ class SharedSqlStore(ABC):
     ) -> list[EventRow]:
         dialect = self.dialect
         return await self._read(lambda c: event_reads.list_events(c, dialect, flt, after, limit))
+
+    # -- Merkle trees and checkpoints ------------------------------------------------
+    def take_grown_tenants(self) -> set[str]:
+        return self._writer.take_grown()
+
+    async def tree_head(self, tenant_id: str) -> TreeHead:
+        def read(conn: SqlConnection) -> TreeHead:
+            frontier = tree_sql.load_frontier(conn, tenant_id)
+            return TreeHead(frontier.size, frontier.root())
+
+        return await self._read(read)
+
+    async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
+        return await self._read(lambda c: tree_sql.get_tiles(c, tenant_id, ids))
+
+    async def latest_checkpoint(self, tenant_id: str) -> CheckpointRecord | None:
+        return await self._read(lambda c: tree_sql.latest_checkpoint(c, tenant_id))
+
+    async def checkpoint_at(self, tenant_id: str, size: int) -> CheckpointRecord | None:
+        return await self._read(lambda c: tree_sql.checkpoint_at(c, tenant_id, size))
+
+    async def add_checkpoint(self, record: CheckpointRecord) -> None:
+        await self._write(lambda c: tree_sql.insert_checkpoint(c, record))
 
     # -- tenants -------------------------------------------------------------------
     async def create_tenant(self, record: TenantRecord) -> bool:

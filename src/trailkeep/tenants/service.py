@@ -39,6 +39,15 @@ class TenantService:
             created_at=now,
             updated_at=now,
         )
+        if await self._store.get_tenant(body.id) is None and (
+            await self._store.latest_checkpoint(body.id) is not None
+        ):
+            # A deleted tenant's signed checkpoints are kept: a new log under the same
+            # origin would contradict them, and auditors holding them would see a fork.
+            raise Conflict(
+                f"tenant id '{body.id}' belonged to a deleted tenant whose log was signed;"
+                " the id of a signed log is never reused, choose another"
+            )
         if not await self._store.create_tenant(record):
             raise Conflict(f"tenant '{body.id}' already exists")
         return record

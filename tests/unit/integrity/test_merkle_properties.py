@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from trailkeep.integrity.merkle import (
+from trailkeep.kit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     MAX_TREE_SIZE,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from trailkeep.integrity.merkle import (
+from trailkeep.kit.merkle import (
     EMPTY_ROOT,
     CompactRange,
     ProofError,

@@ -30,7 +30,6 @@ from trailkeep.integrity.checkpoint import (
     parse_checkpoint,
     sign_checkpoint,
 )
-from trailkeep.integrity.merkle import MAX_TREE_SIZE
 from trailkeep.integrity.note import (
     MAX_SIGNATURES,
     InvalidSignatureError,
@@ -50,6 +49,7 @@ from trailkeep.integrity.note import (
     signer_from_seed,
     verifier_key,
 )
+from trailkeep.kit.merkle import MAX_TREE_SIZE
 
 # --- golang.org/x/mod/sumdb/note test vectors --------------------------------------
 

@@ -6,6 +6,8 @@
    check made under the lock cannot race with another process's insert.
 2. Look up client-supplied ids among stored events (retries and conflicts).
 3. COPY the new rows in (binary), then advance each tenant's counter.
+4. Append the new leaves to each tenant's Merkle tiles, read afresh under the same locks
+   (another process may have grown the tree since this one last wrote).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import psycopg
 
 from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
 from trailkeep.store.models import AppendResult, EventDraft
+from trailkeep.store.postgres.qmark import QmarkConnection
+from trailkeep.store.tree_sql import TreeAppender
 
 EVENT_COLUMNS = (
     "tenant_id, seq, id, occurred_at, received_at, action, actor_id, actor_type,"
@@ -114,6 +118,7 @@ def write_events(conn: psycopg.Connection[Any], drafts: list[EventDraft]) -> lis
 
     rows = build_rows(drafts, _existing(conn, drafts), take)
     insert_stored_rows(conn, rows.events, rows.targets)
+    TreeAppender(cache=False).append(QmarkConnection(conn), rows.leaves, rows.first_seq)
     moved = [t for t in counters if counters[t] != start[t]]
     if moved:
         conn.execute(

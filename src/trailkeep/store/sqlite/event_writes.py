@@ -12,6 +12,7 @@ from typing import Any
 
 from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
 from trailkeep.store.models import AppendResult, EventDraft
+from trailkeep.store.tree_sql import TreeAppender
 
 _INSERT_EVENT = (
     "INSERT INTO events (tenant_id, seq, id, occurred_at, received_at, action, actor_id,"
@@ -68,10 +69,11 @@ def _existing(conn: sqlite3.Connection, drafts: list[EventDraft]) -> dict[tuple[
 
 
 def write_events(
-    conn: sqlite3.Connection, seqs: SeqCache, drafts: list[EventDraft]
+    conn: sqlite3.Connection, seqs: SeqCache, tree: TreeAppender, drafts: list[EventDraft]
 ) -> list[AppendResult]:
     rows = build_rows(drafts, _existing(conn, drafts), lambda tenant: seqs.take(conn, tenant))
     insert_stored_rows(conn, rows.events, rows.targets)
+    tree.append(conn, rows.leaves, rows.first_seq)
     return rows.results
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.event_writes import SeqCache, write_events
+from trailkeep.store.tree_sql import TreeAppender
 
 T = TypeVar("T")
 
@@ -20,6 +21,7 @@ class SqliteWriterSession:
         self._synchronous = synchronous
         self._cache_mb = cache_mb
         self._seqs = SeqCache()
+        self._tree = TreeAppender(cache=True)
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
@@ -44,18 +46,20 @@ class SqliteWriterSession:
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            # Seqs handed out in the failed transaction were not stored: forget them.
+            # Seqs and tree nodes of the failed transaction were not stored: forget them.
             self._seqs.clear()
+            self._tree.clear()
             raise
         return result
 
     def write_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
-        return self._transaction(lambda conn: write_events(conn, self._seqs, drafts))
+        return self._transaction(lambda conn: write_events(conn, self._seqs, self._tree, drafts))
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         result = self._transaction(fn)
         # Admin writes (e.g. deleting a tenant) may change what seqs come next.
         self._seqs.clear()
+        self._tree.clear()
         return result
 
     def lost_connection(self, exc: BaseException) -> bool:

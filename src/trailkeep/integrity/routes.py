@@ -1,0 +1,180 @@
+"""HTTP endpoints of tamper evidence: checkpoints, proofs, the verifier key, tlog-tiles.
+
+All behind the same access control as reading events: a tenant credential reads its
+own log; a platform admin names the tenant. docs/integrity.md shows each with examples.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from trailkeep.auth.principal import Permission, Principal
+from trailkeep.errors import BadRequest, NotFound
+from trailkeep.events.docs_models import ErrorBody
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.responses import json_response
+from trailkeep.integrity.docs_models import (
+    EXAMPLE_NOTE,
+    EXAMPLE_TILE_NOTE,
+    CheckpointOut,
+    ConsistencyProofOut,
+    InclusionProofOut,
+    VerifierKeyOut,
+    binary_example,
+    text_example,
+)
+from trailkeep.integrity.service import checkpoint_json
+from trailkeep.kit.tiles import TileError, parse_tile_path
+from trailkeep.services import Services
+
+router = APIRouter(prefix="/v1", tags=["integrity"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 422, 503)
+}
+_MAX_SIZE = 2**63 - 1  # sizes and indices are stored as signed 64-bit integers
+TenantParam = Annotated[str | None, Query(description="Platform admins only")]
+_NOTE = "text/plain; charset=utf-8"
+# A checkpoint changes as the log grows; a tile's hashes never change once served.
+_NO_CACHE = {"Cache-Control": "no-cache"}
+_IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
+
+
+async def _tenant(principal: Principal, svc: Services, requested: str | None) -> str:
+    tenant_id = principal.scope(Permission.READ, requested)
+    if principal.is_platform_admin:
+        await svc.tenants.require_exists(tenant_id)
+    return tenant_id
+
+
+def _wants_note(request: Request, fmt: str | None) -> bool:
+    if fmt is not None:
+        if fmt not in ("json", "note"):
+            raise BadRequest("query parameter 'format' must be 'json' or 'note'")
+        return fmt == "note"
+    accept = request.headers.get("accept", "")
+    return accept.startswith("text/plain")
+
+
+@router.get(
+    "/checkpoint",
+    summary="The latest signed checkpoint of the tenant's log",
+    description=(
+        "A C2SP tlog-checkpoint in a C2SP signed note (Ed25519), origin"
+        " `<log host>/t/<tenant_id>`. JSON by default; the note itself with"
+        " `Accept: text/plain` or `format=note`."
+    ),
+    response_model=CheckpointOut,
+    responses={200: text_example(EXAMPLE_NOTE), **_ERRORS},
+)
+async def get_checkpoint(
+    request: Request,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: TenantParam = None,
+    format: Annotated[str | None, Query(description="json (default) or note")] = None,
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    record = await svc.integrity.latest(tenant)
+    if _wants_note(request, format):
+        return Response(record.note, media_type=_NOTE, headers=_NO_CACHE)
+    return json_response(
+        checkpoint_json(record, svc.integrity.key.origin(tenant)), headers=_NO_CACHE
+    )
+
+
+@router.get(
+    "/events/{event_id}/proof",
+    summary="Inclusion proof of one event",
+    description=(
+        "RFC 9162 inclusion proof of the event's leaf (its `seq`) in the tree of `size`"
+        " leaves, by default the latest checkpoint's. The leaf is SHA-256(0x00 ||"
+        " RFC 8785 bytes of the event as `GET /v1/events/{id}` returns it)."
+    ),
+    response_model=InclusionProofOut,
+    responses=_ERRORS,
+)
+async def get_inclusion_proof(
+    event_id: str,
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    size: Annotated[int | None, Query(ge=1, le=_MAX_SIZE, description="Tree size")] = None,
+    tenant_id: TenantParam = None,
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    await svc.events.get(principal, tenant, event_id)  # the same 404 as reading it
+    return json_response(await svc.integrity.inclusion(tenant, event_id, size))
+
+
+@router.get(
+    "/proofs/consistency",
+    summary="Consistency proof between two tree sizes",
+    description=(
+        "RFC 9162 proof that the tree of `to` leaves (default: the latest checkpoint's)"
+        " extends the tree of `from` leaves."
+    ),
+    response_model=ConsistencyProofOut,
+    responses=_ERRORS,
+)
+async def get_consistency_proof(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    from_size: Annotated[int, Query(alias="from", ge=0, le=_MAX_SIZE)],
+    to_size: Annotated[int | None, Query(alias="to", ge=0, le=_MAX_SIZE)] = None,
+    tenant_id: TenantParam = None,
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    return json_response(await svc.integrity.consistency(tenant, from_size, to_size))
+
+
+@router.get(
+    "/integrity/key",
+    summary="The verifier key of the tenant's checkpoints",
+    description="A C2SP signed-note verifier key (vkey), named after the log's origin.",
+    response_model=VerifierKeyOut,
+    responses=_ERRORS,
+)
+async def get_verifier_key(
+    principal: CurrentPrincipal, svc: ServicesDep, tenant_id: TenantParam = None
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    return json_response(svc.integrity.key_json(tenant))
+
+
+@router.get(
+    "/tenants/{tenant_id}/log/checkpoint",
+    summary="tlog-tiles: the latest checkpoint (signed note)",
+    responses={200: text_example(EXAMPLE_NOTE), **_ERRORS},
+)
+async def get_tiles_checkpoint(
+    tenant_id: str, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    record = await svc.integrity.latest(tenant)
+    return Response(record.note, media_type=_NOTE, headers=_NO_CACHE)
+
+
+@router.get(
+    "/tenants/{tenant_id}/log/tile/{path:path}",
+    summary="tlog-tiles: one Merkle tile",
+    description=(
+        "`tile/<L>/<N>[.p/<W>]` as C2SP tlog-tiles names them: the concatenated 32-byte"
+        " hashes of tree level 8·L, entries 256·N onwards. Entry bundles are not served:"
+        " read the events themselves from `GET /v1/events`."
+    ),
+    responses={200: binary_example(EXAMPLE_TILE_NOTE), **_ERRORS},
+)
+async def get_tile(
+    tenant_id: str, path: str, principal: CurrentPrincipal, svc: ServicesDep
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    if path.startswith("entries/"):
+        raise NotFound("entry bundles are not served; read events from GET /v1/events")
+    try:
+        level, index, width = parse_tile_path(path)
+    except TileError as exc:
+        raise BadRequest(f"tile path {path[:100]!r}: {exc}") from None
+    data = await svc.integrity.tile(tenant, level, index, width)
+    return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)

@@ -1,0 +1,136 @@
+"""What the integrity endpoints answer: checkpoints, proofs, tiles and the verifier key.
+
+Every method takes a tenant already scoped by the caller's credential (see routes.py);
+a size or index a client sends is checked here and refused with a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from trailkeep.errors import BadRequest, NotFound
+from trailkeep.integrity import proofs
+from trailkeep.integrity.keys import LogKey
+from trailkeep.kit.merkle import HASH_SIZE
+from trailkeep.kit.tiles import TILE_WIDTH
+from trailkeep.kit.timeutil import format_us
+from trailkeep.store.base import Store
+from trailkeep.store.models import CheckpointRecord
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def checkpoint_json(record: CheckpointRecord, origin: str) -> dict[str, Any]:
+    return {
+        "origin": origin,
+        "tree_size": record.size,
+        "root_hash": b64(record.root_hash),
+        "signed_at": format_us(record.signed_at),
+        "note": record.note,
+    }
+
+
+@dataclass
+class IntegrityService:
+    store: Store
+    key: LogKey
+
+    async def latest(self, tenant_id: str) -> CheckpointRecord:
+        record = await self.store.latest_checkpoint(tenant_id)
+        if record is None:
+            raise NotFound(
+                "no checkpoint yet: the log is empty, or its first checkpoint is being"
+                " signed (within TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS of the first event)"
+            )
+        return record
+
+    async def _checked_size(self, tenant_id: str, name: str, size: int) -> int:
+        head = await self.store.tree_head(tenant_id)
+        if size > head.size:
+            raise BadRequest(
+                f"'{name}' is {size} but the tree has only {head.size} leaves",
+                details={"field": name, "tree_size": head.size},
+            )
+        return size
+
+    async def inclusion(self, tenant_id: str, event_id: str, size: int | None) -> dict[str, Any]:
+        body = await self.store.get_event(tenant_id, event_id)
+        if body is None:
+            raise NotFound(f"event '{event_id}' not found")
+        seq: int = orjson.loads(body)["seq"]
+        checkpoint = None
+        if size is None:
+            checkpoint = await self.latest(tenant_id)
+            size = checkpoint.size
+            if seq >= size:
+                raise NotFound(
+                    f"event '{event_id}' (seq {seq}) is not in the latest checkpoint (size"
+                    f" {size}) yet; retry within TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS",
+                )
+        else:
+            await self._checked_size(tenant_id, "size", size)
+            if seq >= size:
+                raise BadRequest(
+                    f"event '{event_id}' has seq {seq}, so it is not in a tree of size {size}",
+                    details={"field": "size", "seq": seq},
+                )
+            checkpoint = await self.store.checkpoint_at(tenant_id, size)
+        proof, leaf, root = await proofs.read_inclusion(self.store, tenant_id, seq, size)
+        return {
+            "id": event_id,
+            "seq": seq,
+            "leaf_index": seq,
+            "tree_size": size,
+            "leaf_hash": b64(leaf),
+            "root_hash": b64(root),
+            "proof": [b64(h) for h in proof],
+            "checkpoint": None if checkpoint is None else checkpoint.note,
+        }
+
+    async def consistency(self, tenant_id: str, first: int, second: int | None) -> dict[str, Any]:
+        checkpoint = None
+        if second is None:
+            checkpoint = await self.latest(tenant_id)
+            second = checkpoint.size
+        else:
+            await self._checked_size(tenant_id, "to", second)
+            checkpoint = await self.store.checkpoint_at(tenant_id, second)
+        if first > second:
+            raise BadRequest(
+                f"'from' ({first}) is larger than 'to' ({second}): a log never shrinks",
+                details={"field": "from"},
+            )
+        proof = await proofs.read_consistency(self.store, tenant_id, first, second)
+        return {
+            "from": first,
+            "to": second,
+            "from_root_hash": b64(await proofs.read_root(self.store, tenant_id, first)),
+            "to_root_hash": b64(await proofs.read_root(self.store, tenant_id, second)),
+            "proof": [b64(h) for h in proof],
+            "checkpoint": None if checkpoint is None else checkpoint.note,
+        }
+
+    async def tile(self, tenant_id: str, level: int, index: int, width: int) -> bytes:
+        """Tile ``level/index`` with ``width`` hashes (a prefix of what is stored)."""
+        found = (await self.store.get_tiles(tenant_id, [(level, index)])).get((level, index))
+        stored = 0 if found is None else len(found) // HASH_SIZE
+        if stored < width:
+            what = "full" if width == TILE_WIDTH else f"{width} wide"
+            raise NotFound(f"tile {level}/{index} is not {what} yet (it holds {stored} hashes)")
+        assert found is not None
+        return found[: width * HASH_SIZE]
+
+    def key_json(self, tenant_id: str) -> dict[str, Any]:
+        signer = self.key.signer_for(tenant_id)
+        return {
+            "origin": self.key.origin(tenant_id),
+            "key_name": signer.name,
+            "algorithm": "Ed25519",
+            "vkey": signer.verifier.vkey,
+        }

@@ -1,0 +1,113 @@
+"""Signing checkpoints: a background task per process signs every tree that grew.
+
+A tenant's new checkpoint is signed at most once per ``interval`` and within about one
+interval of the tree growing. The tree is append-only in storage, so any two of its
+heads are consistent; as a second line of defence the signer proves the new head
+consistent with the tenant's latest checkpoint before signing, and refuses (logging an
+integrity fault) if it is not, e.g. a tenant deleted and re-created under the same id,
+or tampering with the database. So the service never signs two inconsistent
+checkpoints, also across restarts and across processes sharing one database: each
+process only signs what it reads from the shared store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from trailkeep.errors import Unavailable
+from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
+from trailkeep.integrity.keys import LogKey
+from trailkeep.integrity.proofs import read_consistency
+from trailkeep.kit import merkle
+from trailkeep.kit.timeutil import now_us
+from trailkeep.store.base import Store
+from trailkeep.store.models import CheckpointRecord
+
+log = structlog.get_logger("trailkeep.integrity")
+
+_TENANT_PAGE = 500
+
+
+class IntegrityFault(RuntimeError):
+    """The stored tree is not an extension of what was signed before: never sign it."""
+
+
+async def sign_if_grown(store: Store, key: LogKey, tenant_id: str) -> CheckpointRecord | None:
+    """Sign the tenant's current tree if it is larger than its latest checkpoint."""
+    head = await store.tree_head(tenant_id)
+    latest = await store.latest_checkpoint(tenant_id)
+    if head.size == 0 or (latest is not None and latest.size == head.size):
+        if latest is not None and latest.root_hash != head.root_hash:
+            raise IntegrityFault(f"tenant {tenant_id!r}: tree at size {head.size} changed")
+        return None
+    if latest is not None:
+        if latest.size > head.size:
+            raise IntegrityFault(
+                f"tenant {tenant_id!r}: the tree has {head.size} leaves, fewer than the"
+                f" {latest.size} of its latest checkpoint"
+            )
+        proof = await read_consistency(store, tenant_id, latest.size, head.size)
+        if not merkle.verify_consistency(
+            latest.size, head.size, latest.root_hash, head.root_hash, proof
+        ):
+            raise IntegrityFault(
+                f"tenant {tenant_id!r}: the tree at size {head.size} does not extend the"
+                f" checkpoint at size {latest.size}"
+            )
+    checkpoint = Checkpoint(key.origin(tenant_id), head.size, head.root_hash)
+    note = sign_checkpoint(checkpoint, key.signer_for(tenant_id))
+    record = CheckpointRecord(tenant_id, head.size, head.root_hash, note, now_us())
+    await store.add_checkpoint(record)
+    return record
+
+
+class CheckpointSigner:
+    def __init__(self, store: Store, key: LogKey, interval_s: float) -> None:
+        self._store = store
+        self._key = key
+        self._interval = interval_s
+        self.faults: dict[str, str] = {}  # tenant -> why its tree is no longer signed
+
+    async def _all_tenants(self) -> set[str]:
+        found: set[str] = set()
+        after = None
+        while page := await self._store.list_tenants(after, _TENANT_PAGE):
+            found.update(t.id for t in page)
+            after = page[-1].id
+        return found
+
+    async def run(self) -> None:
+        """Sign forever; on start, catch up on every tenant (a crash may have left some)."""
+        pending: set[str] = set()
+        started = False
+        while True:
+            try:
+                if not started:
+                    pending |= await self._all_tenants()
+                    started = True
+                pending |= self._store.take_grown_tenants()
+                pending = await self.sign_pending(pending)
+            except Unavailable as exc:
+                log.warning("checkpoint signing waits for the database", error=str(exc))
+            except Exception as exc:  # never let the signer die; the next round retries
+                log.error("checkpoint signing failed", error=repr(exc))
+            await asyncio.sleep(self._interval)
+
+    async def sign_pending(self, tenants: set[str]) -> set[str]:
+        """Sign each tenant once; returns those to retry (the database was unavailable)."""
+        retry: set[str] = set()
+        for tenant_id in sorted(tenants):
+            if tenant_id in self.faults:
+                continue
+            try:
+                await sign_if_grown(self._store, self._key, tenant_id)
+            except Unavailable:
+                retry.add(tenant_id)
+            except IntegrityFault as exc:
+                self.faults[tenant_id] = str(exc)
+                log.error(
+                    "integrity fault: checkpoint NOT signed", tenant=tenant_id, error=str(exc)
+                )
+        return retry

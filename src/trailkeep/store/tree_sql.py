@@ -1,0 +1,120 @@
+"""The SQL of the Merkle tiles and checkpoints, shared by both backends (``?`` placeholders).
+
+Writes run in the writer's group transaction (``TreeAppender``), so a tenant's tiles
+always describe exactly its stored events: a crash at any instant leaves both or
+neither. Reads are single statements, hence consistent snapshots on both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from trailkeep.kit.tiles import MAX_TILE_LEVEL, TileFrontier, TileId, TileRow, TreeStateError
+from trailkeep.store.models import CheckpointRecord
+from trailkeep.store.sql import SqlConnection
+
+# The last tile of every level; each level's is found by one backwards index probe.
+_LAST_TILES = " UNION ALL ".join(
+    f"SELECT * FROM (SELECT level, idx, hashes FROM merkle_tiles WHERE tenant_id = ?"
+    f" AND level = {level} ORDER BY idx DESC LIMIT 1) AS last{level}"
+    for level in range(MAX_TILE_LEVEL)
+)
+_UPSERT_TILE = (
+    "INSERT INTO merkle_tiles (tenant_id, level, idx, hashes) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (tenant_id, level, idx) DO UPDATE SET hashes = excluded.hashes"
+)
+_CHECKPOINT_COLUMNS = "tenant_id, size, root_hash, note, signed_at"
+
+
+def load_frontier(conn: SqlConnection, tenant_id: str) -> TileFrontier:
+    rows = conn.execute(_LAST_TILES, (tenant_id,) * MAX_TILE_LEVEL).fetchall()
+    return TileFrontier.from_last_tiles(TileRow(lv, ix, bytes(h)) for lv, ix, h in rows)
+
+
+def get_tiles(conn: SqlConnection, tenant_id: str, ids: Iterable[TileId]) -> dict[TileId, bytes]:
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    where = " OR ".join(["(level = ? AND idx = ?)"] * len(wanted))
+    params = [tenant_id] + [value for pair in wanted for value in pair]
+    rows = conn.execute(
+        f"SELECT level, idx, hashes FROM merkle_tiles WHERE tenant_id = ? AND ({where})", params
+    ).fetchall()
+    return {(lv, ix): bytes(h) for lv, ix, h in rows}
+
+
+class TreeAppender:
+    """Appends a group's leaves to its tenants' trees, inside the group's transaction.
+
+    With ``cache=True`` (SQLite: one writer per database) frontiers stay in memory
+    between groups and must be dropped with ``clear()`` whenever a transaction fails.
+    Without (PostgreSQL: several processes may write) each group reads them afresh
+    under the tenant_seqs locks it already holds.
+    """
+
+    def __init__(self, *, cache: bool) -> None:
+        self._cache: dict[str, TileFrontier] | None = {} if cache else None
+
+    def clear(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
+
+    def append(
+        self, conn: SqlConnection, leaves: dict[str, list[bytes]], first_seq: dict[str, int]
+    ) -> None:
+        rows = []
+        for tenant_id, hashes in leaves.items():
+            frontier = None if self._cache is None else self._cache.get(tenant_id)
+            if frontier is None:
+                frontier = load_frontier(conn, tenant_id)
+                if self._cache is not None:
+                    self._cache[tenant_id] = frontier
+            if frontier.size != first_seq[tenant_id]:
+                # Seqs and leaves are one numbering; never store events the tree cannot hold.
+                raise TreeStateError(
+                    f"tenant {tenant_id!r}: the tree has {frontier.size} leaves but the next"
+                    f" seq is {first_seq[tenant_id]}"
+                )
+            for (level, index), data in frontier.extend(hashes).items():
+                rows.append((tenant_id, level, index, data))
+        if rows:
+            conn.executemany(_UPSERT_TILE, rows)
+
+
+# -- checkpoints -------------------------------------------------------------------
+
+
+def _checkpoint(row: Any) -> CheckpointRecord | None:
+    if row is None:
+        return None
+    tenant_id, size, root_hash, note, signed_at = row
+    return CheckpointRecord(tenant_id, size, bytes(root_hash), note, signed_at)
+
+
+def latest_checkpoint(conn: SqlConnection, tenant_id: str) -> CheckpointRecord | None:
+    return _checkpoint(
+        conn.execute(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE tenant_id = ?"
+            " ORDER BY size DESC LIMIT 1",
+            (tenant_id,),
+        ).fetchone()
+    )
+
+
+def checkpoint_at(conn: SqlConnection, tenant_id: str, size: int) -> CheckpointRecord | None:
+    return _checkpoint(
+        conn.execute(
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE tenant_id = ? AND size = ?",
+            (tenant_id, size),
+        ).fetchone()
+    )
+
+
+def insert_checkpoint(conn: SqlConnection, record: CheckpointRecord) -> None:
+    """Store a checkpoint; one already stored at that size (same tree, same key) wins."""
+    conn.execute(
+        f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (tenant_id, size) DO NOTHING",
+        (record.tenant_id, record.size, record.root_hash, record.note, record.signed_at),
+    )
