@@ -57,6 +57,7 @@ def build_store(settings: Settings) -> Store:
             commit_max_events=settings.commit_max_events,
             commit_max_wait_ms=settings.commit_max_wait_ms,
             queue_max=settings.ingest_queue_max,
+            merkle=settings.merkle,
         )
     return SqliteStore(
         db.sqlite_path,
@@ -65,6 +66,7 @@ def build_store(settings: Settings) -> Store:
         commit_max_events=settings.commit_max_events,
         commit_max_wait_ms=settings.commit_max_wait_ms,
         queue_max=settings.ingest_queue_max,
+        merkle=settings.merkle,
     )
 
 
@@ -96,7 +98,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or build_store(settings)
     tenants = TenantService(store)
     auth = AuthService(store, settings)
-    events = EventService(store, tenants, settings.limits, CursorCodec(settings.secret_key))
+    events = EventService(
+        store, tenants, settings.limits, CursorCodec(settings.secret_key), settings.merkle
+    )
     key = load_log_key(settings)
     integrity = IntegrityService(store, key)
     signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
@@ -106,7 +110,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await store.start()
         flusher = asyncio.create_task(_flush_key_usage(auth))
-        signing = asyncio.create_task(signer.run())
+        signing = asyncio.create_task(signer.run() if settings.merkle else asyncio.sleep(0))
         log.info("trailkeep started", version=__version__, env=settings.env)
         try:
             yield

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(1.0, ge=0.01, le=3600)
     # Exposes POST /v1/_bench/validate (validates, stores nothing) for bench/ingest.py.
     bench_endpoints: bool = False
+    # bench/ingest.py's baseline for the cost of integrity: no canonical-form check, no
+    # leaf hashes, no tiles, no checkpoints. Needs bench_endpoints; refused in production.
+    bench_without_integrity: bool = False
     limits: Limits = Field(default_factory=Limits)
 
     @property
@@ -106,6 +109,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'trailkeep.db').as_posix()}"
+
+    @property
+    def merkle(self) -> bool:
+        """Whether events are hashed into the tenant's tree (always, but in one benchmark)."""
+        return not (self.bench_without_integrity and self.bench_endpoints)
 
     def check_secrets(self) -> None:
         """Refuse to serve in production with a default or weak secret."""
@@ -115,6 +123,10 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "TRAILKEEP_SECRET_KEY must be set to a random value of at least 32 characters "
                 "in production (it is empty, the default, or too short)"
+            )
+        if self.bench_without_integrity:
+            raise ConfigError(
+                "TRAILKEEP_BENCH_WITHOUT_INTEGRITY is for benchmarks, never production"
             )
         if self.jwt_hs256_secret is not None and len(self.jwt_hs256_secret) < 32:
             raise ConfigError("TRAILKEEP_JWT_HS256_SECRET must be at least 32 characters")

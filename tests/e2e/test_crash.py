@@ -1,7 +1,9 @@
-"""Kill -9 under concurrent ingest: every acknowledged event survives, seqs stay gapless."""
+"""Kill -9 under concurrent ingest: every acknowledged event survives, seqs stay gapless,
+and the stored Merkle tree equals the tree recomputed from the stored events."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from typing import Any
@@ -10,6 +12,9 @@ import httpx
 import pytest
 
 from tests.e2e.server import Server, all_events
+from trailkeep.kit import merkle
+from trailkeep.kit.canonical import canonical_json
+from trailkeep.kit.tiles import TILE_WIDTH, TileNodes, tile_path
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +72,10 @@ def test_sigkill_loses_no_acknowledged_event(
         )
         threads.append(t)
         t.start()
-    time.sleep(1.5 + round_no * 0.7)
+    time.sleep(1.0 + round_no * 0.7)
+    # A checkpoint signed before the crash, which the log must go on extending.
+    before = _checkpoint(server.url, seeded["a_reader"], 1)
+    time.sleep(0.5)
     server.kill()  # SIGKILL, mid-stream
     stop.set()
     for t in threads:
@@ -84,6 +92,8 @@ def test_sigkill_loses_no_acknowledged_event(
         assert seqs == list(range(len(seqs))), "seqs must be gapless from 0"
         assert all(e["tenant_id"] == tenant for e in stored)
         assert len(stored_ids) == len(stored), "no duplicates"
+        _assert_tree_matches(server.url, seeded[f"{tenant}_reader"], tenant, stored)
+    _assert_extends(server.url, seeded["a_reader"], before)
 
     # The restarted server continues the sequence where the survivors stopped.
     with httpx.Client(base_url=server.url) as http:
@@ -94,3 +104,53 @@ def test_sigkill_loses_no_acknowledged_event(
         )
     assert r.status_code == 201
     assert r.json()["seq"] == len(all_events(server.url, seeded["a_reader"])) - 1
+
+
+def _get(url: str, token: str, path: str) -> httpx.Response:
+    return httpx.get(url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def _checkpoint(url: str, token: str, size: int) -> dict[str, Any]:
+    """The latest checkpoint once it covers ``size`` leaves (the signer runs every second)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = _get(url, token, "/v1/checkpoint")
+        if r.status_code == 200 and r.json()["tree_size"] >= size:
+            found: dict[str, Any] = r.json()
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint covering {size}: {r.text}")
+
+
+def _assert_tree_matches(url: str, token: str, tenant: str, stored: list[dict[str, Any]]) -> None:
+    """Stored tiles == tree recomputed from the stored events == the signed checkpoint."""
+    events = sorted(stored, key=lambda e: e["seq"])
+    recomputed = merkle.root_from_leaf_hashes([merkle.leaf_hash(canonical_json(e)) for e in events])
+    size = len(events)
+
+    def tile(level: int, index: int) -> bytes:
+        width = min(TILE_WIDTH, (size >> (8 * level)) - index * TILE_WIDTH)
+        r = _get(url, token, f"/v1/tenants/{tenant}/log/{tile_path(level, index, width)}")
+        assert r.status_code == 200, r.text
+        return r.content
+
+    assert merkle.root_from_nodes(size, TileNodes(tile)) == recomputed
+    # After the restart the signer catches up: its checkpoint is the recomputed tree.
+    checkpoint = _checkpoint(url, token, size)
+    assert checkpoint["tree_size"] == size
+    assert base64.b64decode(checkpoint["root_hash"]) == recomputed
+
+
+def _assert_extends(url: str, token: str, before: dict[str, Any]) -> None:
+    after = _checkpoint(url, token, before["tree_size"])
+    query = f"from={before['tree_size']}&to={after['tree_size']}"
+    r = _get(url, token, f"/v1/proofs/consistency?{query}")
+    assert r.status_code == 200, r.text
+    proof = [base64.b64decode(h) for h in r.json()["proof"]]
+    assert merkle.verify_consistency(
+        before["tree_size"],
+        after["tree_size"],
+        base64.b64decode(before["root_hash"]),
+        base64.b64decode(after["root_hash"]),
+        proof,
+    )

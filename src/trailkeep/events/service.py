@@ -68,9 +68,15 @@ def _storable_id(event_id: str, max_length: int) -> bool:
 
 class EventService:
     def __init__(
-        self, store: Store, tenants: TenantService, limits: Limits, cursors: CursorCodec
+        self,
+        store: Store,
+        tenants: TenantService,
+        limits: Limits,
+        cursors: CursorCodec,
+        merkle: bool = True,
     ) -> None:
         self._store = store
+        self._merkle = merkle  # False only in bench/ingest.py's baseline
         self._tenants = tenants
         self._limits = limits
         self._cursors = cursors
@@ -104,7 +110,9 @@ class EventService:
         tenant_id = await self._tenant_for(event, principal, known_tenants)
         self.validate(event, received)
         try:
-            return to_draft(event, tenant_id, received, self._limits, received_text)
+            return to_draft(
+                event, tenant_id, received, self._limits, received_text, check_jcs=self._merkle
+            )
         except EventTooLarge as exc:
             raise PayloadTooLarge(str(exc), details={"field": "event"}) from None
         except EventNotCanonical as exc:

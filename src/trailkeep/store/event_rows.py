@@ -54,8 +54,12 @@ def build_rows(
     drafts: list[EventDraft],
     prior: dict[tuple[str, str], Prior],
     take_seq: Callable[[str], int],
+    hash_leaves: bool = True,
 ) -> StoredRows:
-    """Rows to insert for ``drafts``; ``prior`` holds stored events with supplied ids."""
+    """Rows to insert for ``drafts``; ``prior`` holds stored events with supplied ids.
+
+    ``hash_leaves=False`` only for bench/ingest.py's "without integrity" baseline.
+    """
     out = StoredRows()
     for d in drafts:
         key = (d.tenant_id, d.id)
@@ -69,11 +73,12 @@ def build_rows(
         doc = d.doc
         doc["seq"] = seq
         body = stored_body(doc, d.jcs_by_orjson)
-        leaves = out.leaves.get(d.tenant_id)
-        if leaves is None:
-            leaves = out.leaves[d.tenant_id] = []
-            out.first_seq[d.tenant_id] = seq
-        leaves.append(leaf_of(body))
+        if hash_leaves:
+            leaves = out.leaves.get(d.tenant_id)
+            if leaves is None:
+                leaves = out.leaves[d.tenant_id] = []
+                out.first_seq[d.tenant_id] = seq
+            leaves.append(leaf_of(body))
         out.events.append(
             (
                 d.tenant_id,

@@ -106,8 +106,11 @@ def insert_stored_rows(
     copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
 
 
-def write_events(conn: psycopg.Connection[Any], drafts: list[EventDraft]) -> list[AppendResult]:
-    """Runs inside the writer's transaction."""
+def write_events(
+    conn: psycopg.Connection[Any], drafts: list[EventDraft], merkle: bool = True
+) -> list[AppendResult]:
+    """Runs inside the writer's transaction. ``merkle=False`` only for bench/ingest.py's
+    "without integrity" baseline."""
     counters = lock_counters(conn, sorted({d.tenant_id for d in drafts}))
     start = dict(counters)
 
@@ -116,9 +119,10 @@ def write_events(conn: psycopg.Connection[Any], drafts: list[EventDraft]) -> lis
         counters[tenant_id] = seq + 1
         return seq
 
-    rows = build_rows(drafts, _existing(conn, drafts), take)
+    rows = build_rows(drafts, _existing(conn, drafts), take, hash_leaves=merkle)
     insert_stored_rows(conn, rows.events, rows.targets)
-    TreeAppender(cache=False).append(QmarkConnection(conn), rows.leaves, rows.first_seq)
+    if merkle:
+        TreeAppender(cache=False).append(QmarkConnection(conn), rows.leaves, rows.first_seq)
     moved = [t for t in counters if counters[t] != start[t]]
     if moved:
         conn.execute(

@@ -22,8 +22,11 @@ log = structlog.get_logger("trailkeep.writer")
 
 
 class PgWriterSession:
-    def __init__(self, options: PgOptions, partitions: PartitionManager) -> None:
+    def __init__(
+        self, options: PgOptions, partitions: PartitionManager, merkle: bool = True
+    ) -> None:
         self._options = options
+        self._merkle = merkle
         self._partitions = partitions
         self._conn: psycopg.Connection[Any] | None = None
 
@@ -49,7 +52,7 @@ class PgWriterSession:
         try:
             self._partitions.ensure_for(conn, [d.occurred_at for d in drafts])
             with conn.transaction():
-                return write_events(conn, drafts)
+                return write_events(conn, drafts, self._merkle)
         except Exception:
             # A partition an operator dropped, or a connection that broke mid-way: look
             # again next time rather than trust what this process remembered.

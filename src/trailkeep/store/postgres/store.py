@@ -51,12 +51,13 @@ class PostgresStore(SharedSqlStore):
         commit_max_events: int = 5000,
         commit_max_wait_ms: float = 0.0,
         queue_max: int = 50_000,
+        merkle: bool = True,
     ) -> None:
         self.options = options
         self._unreachable_until = 0.0
         self._partitions = PartitionManager(partitions_ahead_months)
         self._writer = GroupCommitWriter(
-            PgWriterSession(options, self._partitions),
+            PgWriterSession(options, self._partitions, merkle),
             max_events=commit_max_events,
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,

@@ -16,12 +16,13 @@ T = TypeVar("T")
 
 
 class SqliteWriterSession:
-    def __init__(self, path: Path, *, synchronous: str, cache_mb: int) -> None:
+    def __init__(self, path: Path, *, synchronous: str, cache_mb: int, merkle: bool = True) -> None:
         self._path = path
         self._synchronous = synchronous
         self._cache_mb = cache_mb
         self._seqs = SeqCache()
         self._tree = TreeAppender(cache=True)
+        self._merkle = merkle
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
@@ -53,7 +54,11 @@ class SqliteWriterSession:
         return result
 
     def write_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
-        return self._transaction(lambda conn: write_events(conn, self._seqs, self._tree, drafts))
+        return self._transaction(
+            lambda conn: write_events(
+                conn, self._seqs, self._tree if self._merkle else None, drafts
+            )
+        )
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         result = self._transaction(fn)

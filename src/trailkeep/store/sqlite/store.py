@@ -44,11 +44,12 @@ class SqliteStore(SharedSqlStore):
         commit_max_events: int = 5000,
         commit_max_wait_ms: float = 0.0,
         queue_max: int = 50_000,
+        merkle: bool = True,
     ) -> None:
         self.path = path
         self._cache_mb = cache_mb
         self._writer = GroupCommitWriter(
-            SqliteWriterSession(path, synchronous=synchronous, cache_mb=cache_mb),
+            SqliteWriterSession(path, synchronous=synchronous, cache_mb=cache_mb, merkle=merkle),
             max_events=commit_max_events,
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,
