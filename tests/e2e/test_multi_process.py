@@ -1,18 +1,28 @@
 """Two ``trailkeep serve`` processes on one PostgreSQL database, ingesting into the same
 tenant at once: seqs stay unique and gapless, nothing is lost or stored twice, and
 idempotency holds across the processes (the same id sent to both at once is stored once).
+Both sign checkpoints of the shared tree: every checkpoint either signed is the root of
+a prefix of the stored events, so no two are inconsistent.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from tests import backends
 from tests.e2e.server import Server, all_events, free_port
+from trailkeep.integrity.checkpoint import open_checkpoint
+from trailkeep.integrity.note import parse_verifier
+from trailkeep.kit import merkle
+from trailkeep.kit.canonical import canonical_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
 
@@ -98,6 +108,33 @@ def test_two_processes_share_one_tenant_log(tmp_path: Path, seeded: dict[str, An
             assert {seq for _, seq in answers} == {by_id[event_id]["seq"]}
         # The other tenant saw none of it.
         assert all_events(urls[0], seeded["b_reader"]) == []
+        _assert_every_checkpoint_is_a_prefix(urls, seeded["a_reader"], stored)
     finally:
         for srv in servers:
             srv.stop()
+
+
+def _assert_every_checkpoint_is_a_prefix(
+    urls: list[str], token: str, stored: list[dict[str, Any]]
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    leaves = [merkle.leaf_hash(canonical_json(e)) for e in sorted(stored, key=lambda e: e["seq"])]
+    deadline = time.monotonic() + 15
+    while True:  # both processes catch up with the whole tree
+        latest = [httpx.get(f"{u}/v1/checkpoint", headers=headers).json() for u in urls]
+        if all(c.get("tree_size") == len(leaves) for c in latest) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [c["tree_size"] for c in latest] == [len(leaves)] * 2
+    vkey = httpx.get(f"{urls[0]}/v1/integrity/key", headers=headers).json()["vkey"]
+    verifier = parse_verifier(vkey)
+    with psycopg.connect(backends.current_url or "") as conn:
+        notes = conn.execute(
+            "SELECT size, note FROM checkpoints WHERE tenant_id = 'a' ORDER BY size"
+        ).fetchall()
+    assert len(notes) >= 2, "the log grew for seconds: it was signed more than once"
+    for size, note in notes:
+        checkpoint = open_checkpoint(note, [verifier], origin=verifier.name)
+        assert checkpoint.size == size
+        assert checkpoint.root_hash == merkle.root_from_leaf_hashes(leaves[:size]), size
+    assert base64.b64decode(latest[0]["root_hash"]) == merkle.root_from_leaf_hashes(leaves)
