@@ -3,27 +3,36 @@ the service refuses a database that is unmigrated, behind, or from a newer versi
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
 from tests import backends
-from tests.conftest import make_settings
+from tests.conftest import make_settings, seed_keys
 from trailkeep.app import create_app
 from trailkeep.errors import StoreUnavailable
 from trailkeep.kit import merkle
 from trailkeep.kit.canonical import canonical_json
 from trailkeep.store import tree_sql
-from trailkeep.store.migrate import SchemaError, check_schema, head_revision, upgrade
+from trailkeep.store.migrate import (
+    SchemaError,
+    alembic_config,
+    check_schema,
+    head_revision,
+    upgrade,
+)
 from trailkeep.store.schema import metadata_for
 from trailkeep.store.urls import DatabaseUrl, parse_database_url
 
@@ -147,3 +156,58 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     assert frontier.size == 300
     assert frontier.root() == merkle.root_from_leaf_hashes([merkle.leaf_hash(b) for b in stored])
     conn.close()
+
+
+def _downgrade(db: DatabaseUrl, revision: str) -> None:
+    engine = create_engine(db.sqlalchemy)
+    try:
+        with engine.connect() as conn:
+            config = alembic_config(db.backend)
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+def test_events_stored_before_the_tree_get_one_when_migrated(tmp_path: Path) -> None:
+    """0002 builds the tree of events stored at 0001, rewriting non-canonical bodies."""
+    db = _db(tmp_path)
+    upgrade(db)
+    settings = make_settings(tmp_path, database_url=db.raw)
+    keys = seed_keys(settings)
+    headers = {"Authorization": f"Bearer {keys['acme']['writer']}"}
+    events = [{"action": "a.b", "actor": {"id": "u"}, "id": f"e{i}"} for i in range(300)]
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/events/batch", json={"events": events}, headers=headers)
+        assert r.json()["created"] == 300
+    _downgrade(db, "0001")
+    # As 0.2 stored a float: orjson's spelling, not RFC 8785's.
+    conn = sqlite3.connect(db.sqlite_path) if db.backend == "sqlite" else None
+    pg = psycopg.connect(db.libpq, autocommit=True) if conn is None else None
+    mark = "?" if conn is not None else "%s"
+    runner: Any = conn if conn is not None else pg
+    old = b'{"action":"a.b","actor":{"id":"u"},"n":1.0,"seq":7}'
+    runner.execute(f"UPDATE events SET body = {mark} WHERE seq = 7 AND tenant_id = 'acme'", (old,))
+    if conn is not None:
+        conn.commit()
+    runner.close()
+
+    assert upgrade(db).before == "0001"
+    with TestClient(create_app(settings)) as client:
+        more = [{"action": "a.c", "actor": {"id": "u"}} for _ in range(5)]
+        r = client.post("/v1/events/batch", json={"events": more}, headers=headers)
+        assert r.json()["created"] == 5, "the writer goes on from the rebuilt tree"
+        reader = {"Authorization": f"Bearer {keys['acme']['reader']}"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            checkpoint = client.get("/v1/checkpoint", headers=reader).json()
+            if checkpoint.get("tree_size") == 305:
+                break
+            time.sleep(0.05)
+        bodies = [client.get(f"/v1/events/e{i}", headers=reader).content for i in (6, 7, 8)]
+        assert bodies[1] == b'{"action":"a.b","actor":{"id":"u"},"n":1,"seq":7}'
+        listed = client.get("/v1/events?limit=1000", headers=reader).json()["data"]
+    leaves = [merkle.leaf_hash(canonical_json(e)) for e in sorted(listed, key=lambda e: e["seq"])]
+    assert checkpoint["tree_size"] == 305
+    assert base64.b64decode(checkpoint["root_hash"]) == merkle.root_from_leaf_hashes(leaves)
