@@ -104,8 +104,8 @@ async def get_inclusion_proof(
     tenant_id: TenantParam = None,
 ) -> Response:
     tenant = await _tenant(principal, svc, tenant_id)
-    await svc.events.get(principal, tenant, event_id)  # the same 404 as reading it
-    return json_response(await svc.integrity.inclusion(tenant, event_id, size))
+    body = await svc.events.get(principal, tenant, event_id)  # the same 404 as reading it
+    return json_response(await svc.integrity.inclusion(tenant, event_id, body, size))
 
 
 @router.get(

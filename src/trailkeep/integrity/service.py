@@ -59,10 +59,10 @@ class IntegrityService:
             )
         return size
 
-    async def inclusion(self, tenant_id: str, event_id: str, size: int | None) -> dict[str, Any]:
-        body = await self.store.get_event(tenant_id, event_id)
-        if body is None:
-            raise NotFound(f"event '{event_id}' not found")
+    async def inclusion(
+        self, tenant_id: str, event_id: str, body: bytes, size: int | None
+    ) -> dict[str, Any]:
+        """Proof for the stored event ``body`` (read by the caller, with its access checks)."""
         seq: int = orjson.loads(body)["seq"]
         checkpoint = None
         if size is None:
