@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import Server, cli
+from trailkeep.integrity.note import parse_verifier
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,8 @@ from tests.e2e.server import Server, cli
         ("key", "create"),
         ("key", "list"),
         ("key", "revoke"),
+        ("key", "public"),
+        ("verify",),
     ],
 )
 def test_every_command_has_help(args: tuple[str, ...]) -> None:
@@ -127,3 +130,43 @@ def test_bad_database_location_is_a_clear_error(tmp_path: Path) -> None:
     proc = cli("init", "--data-dir", str(blocker / "sub"), check=False)
     assert proc.returncode == 1
     assert "error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_init_creates_the_signing_key_once_and_key_public_prints_it(tmp_path: Path) -> None:
+    d = ("--data-dir", str(tmp_path))
+    first = cli("init", *d, "--log-host", "audit.example.com", "--json")
+    key_file = tmp_path / "signing.key"
+    assert first["signing_key_file"] == str(key_file) and first["log_host"] == "audit.example.com"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    secret = key_file.read_bytes()
+    again = cli("init", *d, "--json")
+    assert again["signing_key_file"] is None and key_file.read_bytes() == secret
+    assert again["log_host"] == "audit.example.com", "the key names the host for good"
+    printed = cli("key", "public", "--tenant", "acme", *d).stdout.strip()
+    verifier = parse_verifier(printed)
+    assert verifier.name == "audit.example.com/t/acme"
+    assert "PRIVATE" not in printed
+    as_json = cli("key", "public", "--tenant", "acme", *d, "--json")
+    assert as_json == {"origin": "audit.example.com/t/acme", "vkey": printed}
+    moved = cli(
+        "key", "public", "--tenant", "acme", *d, env={"TRAILKEEP_LOG_HOST": "x.org"}, check=False
+    )
+    assert moved.returncode == 1 and "cannot change" in " ".join(moved.stderr.split())
+    bad = cli("key", "public", "--tenant", "Not A Slug", *d, check=False)
+    assert bad.returncode == 1 and "slug" in bad.stderr
+
+
+@pytest.mark.parametrize("key_text", [None, "garbage\n", "PRIVATE+KEY+a b+00000000+AQ==\n"])
+def test_serve_refuses_to_start_without_a_usable_signing_key(
+    tmp_path: Path, key_text: str | None
+) -> None:
+    d = ("--data-dir", str(tmp_path))
+    cli("migrate", *d)
+    if key_text is not None:
+        (tmp_path / "signing.key").write_text(key_text)
+    proc = cli("serve", *d, "--port", "1", check=False)
+    assert proc.returncode == 1
+    message = " ".join(proc.stderr.split())
+    assert ("run `trailkeep init`" if key_text is None else "is not usable") in message
+    assert "Traceback" not in proc.stderr
+    assert key_text is None or key_text.strip() not in proc.stderr, "the key is never echoed"
