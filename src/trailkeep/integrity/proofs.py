@@ -44,6 +44,23 @@ async def read_consistency(store: Store, tenant_id: str, old: int, new: int) -> 
     return merkle.consistency_proof(old, new, nodes)
 
 
+async def read_consistency_and_roots(
+    store: Store, tenant_id: str, old: int, new: int
+) -> tuple[list[bytes], bytes, bytes]:
+    """(proof, old root, new root) from one tile read."""
+    wanted = [
+        *merkle.consistency_proof_nodes(old, new),
+        *merkle.root_nodes(old),
+        *merkle.root_nodes(new),
+    ]
+    nodes = await _nodes_for(store, tenant_id, wanted)
+    return (
+        merkle.consistency_proof(old, new, nodes),
+        merkle.root_from_nodes(old, nodes),
+        merkle.root_from_nodes(new, nodes),
+    )
+
+
 async def read_root(store: Store, tenant_id: str, size: int) -> bytes:
     nodes = await _nodes_for(store, tenant_id, merkle.root_nodes(size))
     return merkle.root_from_nodes(size, nodes)

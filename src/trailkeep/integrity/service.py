@@ -51,11 +51,11 @@ class IntegrityService:
         return record
 
     async def _checked_size(self, tenant_id: str, name: str, size: int) -> int:
-        head = await self.store.tree_head(tenant_id)
-        if size > head.size:
+        have = await self.store.tree_size(tenant_id)
+        if size > have:
             raise BadRequest(
-                f"'{name}' is {size} but the tree has only {head.size} leaves",
-                details={"field": name, "tree_size": head.size},
+                f"'{name}' is {size} but the tree has only {have} leaves",
+                details={"field": name, "tree_size": have},
             )
         return size
 
@@ -106,12 +106,14 @@ class IntegrityService:
                 f"'from' ({first}) is larger than 'to' ({second}): a log never shrinks",
                 details={"field": "from"},
             )
-        proof = await proofs.read_consistency(self.store, tenant_id, first, second)
+        proof, first_root, second_root = await proofs.read_consistency_and_roots(
+            self.store, tenant_id, first, second
+        )
         return {
             "from": first,
             "to": second,
-            "from_root_hash": b64(await proofs.read_root(self.store, tenant_id, first)),
-            "to_root_hash": b64(await proofs.read_root(self.store, tenant_id, second)),
+            "from_root_hash": b64(first_root),
+            "to_root_hash": b64(second_root),
             "proof": [b64(h) for h in proof],
             "checkpoint": None if checkpoint is None else checkpoint.note,
         }

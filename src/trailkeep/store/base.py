@@ -43,6 +43,10 @@ class Store(Protocol):
 
     async def tree_head(self, tenant_id: str) -> TreeHead: ...
 
+    async def tree_size(self, tenant_id: str) -> int:
+        """The tree's size only (tree_head also computes the root)."""
+        ...
+
     async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
         """The stored tiles among ``ids`` (missing ones are absent), current width."""
         ...

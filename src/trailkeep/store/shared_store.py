@@ -76,6 +76,9 @@ class SharedSqlStore(ABC):
 
         return await self._read(read)
 
+    async def tree_size(self, tenant_id: str) -> int:
+        return await self._read(lambda c: tree_sql.tree_size(c, tenant_id))
+
     async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
         return await self._read(lambda c: tree_sql.get_tiles(c, tenant_id, ids))
 

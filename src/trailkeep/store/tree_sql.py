@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from trailkeep.kit.tiles import MAX_TILE_LEVEL, TileFrontier, TileId, TileRow, TreeStateError
+from trailkeep.kit.merkle import HASH_SIZE
+from trailkeep.kit.tiles import (
+    MAX_TILE_LEVEL,
+    TILE_WIDTH,
+    TileFrontier,
+    TileId,
+    TileRow,
+    TreeStateError,
+)
 from trailkeep.store.models import CheckpointRecord
 from trailkeep.store.sql import SqlConnection
 
@@ -32,16 +40,32 @@ def load_frontier(conn: SqlConnection, tenant_id: str) -> TileFrontier:
     return TileFrontier.from_last_tiles(TileRow(lv, ix, bytes(h)) for lv, ix, h in rows)
 
 
+# One primary-key probe per tile, in one statement. (SQLite cannot use the primary key
+# for an OR of (level, idx) pairs: it read every tile of the tenant, 32 MB at a million
+# events, 4-11 ms per proof.)
+_ONE_TILE = (
+    "SELECT level, idx, hashes FROM merkle_tiles WHERE tenant_id = ? AND level = ? AND idx = ?"
+)
+
+
 def get_tiles(conn: SqlConnection, tenant_id: str, ids: Iterable[TileId]) -> dict[TileId, bytes]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    where = " OR ".join(["(level = ? AND idx = ?)"] * len(wanted))
-    params = [tenant_id] + [value for pair in wanted for value in pair]
-    rows = conn.execute(
-        f"SELECT level, idx, hashes FROM merkle_tiles WHERE tenant_id = ? AND ({where})", params
-    ).fetchall()
+    sql = " UNION ALL ".join([_ONE_TILE] * len(wanted))
+    params = [value for level, index in wanted for value in (tenant_id, level, index)]
+    rows = conn.execute(sql, params).fetchall()
     return {(lv, ix): bytes(h) for lv, ix, h in rows}
+
+
+def tree_size(conn: SqlConnection, tenant_id: str) -> int:
+    """The tree's size from its last level-0 tile: one index probe, no hashing."""
+    row = conn.execute(
+        "SELECT idx, length(hashes) FROM merkle_tiles WHERE tenant_id = ? AND level = 0"
+        " ORDER BY idx DESC LIMIT 1",
+        (tenant_id,),
+    ).fetchone()
+    return 0 if row is None else int(row[0]) * TILE_WIDTH + int(row[1]) // HASH_SIZE
 
 
 class TreeAppender:
