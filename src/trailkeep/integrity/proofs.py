@@ -59,8 +59,3 @@ async def read_consistency_and_roots(
         merkle.root_from_nodes(old, nodes),
         merkle.root_from_nodes(new, nodes),
     )
-
-
-async def read_root(store: Store, tenant_id: str, size: int) -> bytes:
-    nodes = await _nodes_for(store, tenant_id, merkle.root_nodes(size))
-    return merkle.root_from_nodes(size, nodes)
