@@ -295,3 +295,20 @@ def test_the_signer_refuses_a_tree_that_does_not_extend_its_checkpoint(world: Wo
     time.sleep(0.2)
     r = world.client.get("/v1/checkpoint", headers=world.h("acme", "reader"))
     assert r.json()["tree_size"] == 300, "nothing inconsistent was signed"
+
+
+def test_every_checkpoint_is_kept_and_listed_newest_first(world: World) -> None:
+    for start, count in [(0, 3), (3, 2), (5, 1)]:
+        ingest(world, "acme", count, start=start)
+        wait_checkpoint(world, start + count)
+    reader = world.h("acme", "reader")
+    page = world.client.get("/v1/checkpoints?limit=2", headers=reader).json()
+    assert [c["tree_size"] for c in page["data"]] == [6, 5] and page["next_before"] == 5
+    rest = world.client.get("/v1/checkpoints?limit=2&before=5", headers=reader).json()
+    assert [c["tree_size"] for c in rest["data"]] == [3] and rest["next_before"] is None
+    for c in page["data"] + rest["data"]:
+        assert opened(world, c["note"]).size == c["tree_size"]
+    r = world.client.get("/v1/checkpoints?before=0", headers=reader)
+    assert r.status_code == 422
+    r = world.client.get("/v1/checkpoints?tenant_id=globex", headers=reader)
+    assert r.status_code == 403

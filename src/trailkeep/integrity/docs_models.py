@@ -51,6 +51,29 @@ class CheckpointOut(BaseModel):
     note: str = Field(description="The C2SP signed note: checkpoint body, blank line, signature")
 
 
+class CheckpointList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "origin": _ORIGIN,
+                            "tree_size": 3,
+                            "root_hash": _b64(_ROOT),
+                            "signed_at": "2026-11-22T10:00:00.000000Z",
+                            "note": _NOTE,
+                        }
+                    ],
+                    "next_before": None,
+                }
+            ]
+        }
+    )
+    data: list[CheckpointOut]
+    next_before: int | None = Field(description="Pass as `before` for the next page")
+
+
 class InclusionProofOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

@@ -19,6 +19,7 @@ from trailkeep.http.responses import json_response
 from trailkeep.integrity.docs_models import (
     EXAMPLE_NOTE,
     EXAMPLE_TILE_NOTE,
+    CheckpointList,
     CheckpointOut,
     ConsistencyProofOut,
     InclusionProofOut,
@@ -83,6 +84,24 @@ async def get_checkpoint(
     return json_response(
         checkpoint_json(record, svc.integrity.key.origin(tenant)), headers=_NO_CACHE
     )
+
+
+@router.get(
+    "/checkpoints",
+    summary="Every checkpoint of the tenant's log, newest first",
+    description="Checkpoints are kept for ever; page with `before=<next_before>`.",
+    response_model=CheckpointList,
+    responses=_ERRORS,
+)
+async def list_checkpoints(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    before: Annotated[int | None, Query(ge=1, le=_MAX_SIZE, description="Sizes below")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tenant_id: TenantParam = None,
+) -> Response:
+    tenant = await _tenant(principal, svc, tenant_id)
+    return json_response(await svc.integrity.history(tenant, before, limit), headers=_NO_CACHE)
 
 
 @router.get(

@@ -50,6 +50,14 @@ class IntegrityService:
             )
         return record
 
+    async def history(self, tenant_id: str, below: int | None, limit: int) -> dict[str, Any]:
+        records = await self.store.list_checkpoints(tenant_id, below, limit)
+        origin = self.key.origin(tenant_id)
+        return {
+            "data": [checkpoint_json(r, origin) for r in records],
+            "next_before": records[-1].size if len(records) == limit else None,
+        }
+
     async def _checked_size(self, tenant_id: str, name: str, size: int) -> int:
         have = await self.store.tree_size(tenant_id)
         if size > have:

@@ -55,6 +55,12 @@ class Store(Protocol):
 
     async def checkpoint_at(self, tenant_id: str, size: int) -> CheckpointRecord | None: ...
 
+    async def list_checkpoints(
+        self, tenant_id: str, below: int | None, limit: int
+    ) -> list[CheckpointRecord]:
+        """Newest first; only sizes below ``below`` when given."""
+        ...
+
     async def add_checkpoint(self, record: CheckpointRecord) -> None: ...
 
     # tenants

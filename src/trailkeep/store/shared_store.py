@@ -85,6 +85,11 @@ class SharedSqlStore(ABC):
     async def latest_checkpoint(self, tenant_id: str) -> CheckpointRecord | None:
         return await self._read(lambda c: tree_sql.latest_checkpoint(c, tenant_id))
 
+    async def list_checkpoints(
+        self, tenant_id: str, below: int | None, limit: int
+    ) -> list[CheckpointRecord]:
+        return await self._read(lambda c: tree_sql.list_checkpoints(c, tenant_id, below, limit))
+
     async def checkpoint_at(self, tenant_id: str, size: int) -> CheckpointRecord | None:
         return await self._read(lambda c: tree_sql.checkpoint_at(c, tenant_id, size))
 

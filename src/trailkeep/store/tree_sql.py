@@ -126,6 +126,20 @@ def latest_checkpoint(conn: SqlConnection, tenant_id: str) -> CheckpointRecord |
     )
 
 
+def list_checkpoints(
+    conn: SqlConnection, tenant_id: str, below: int | None, limit: int
+) -> list[CheckpointRecord]:
+    """Checkpoints newest first, those of size < ``below`` when given (keyset paging)."""
+    bound = "" if below is None else " AND size < ?"
+    params: tuple[Any, ...] = (tenant_id,) if below is None else (tenant_id, below)
+    rows = conn.execute(
+        f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE tenant_id = ?{bound}"
+        " ORDER BY size DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [record for row in rows if (record := _checkpoint(row)) is not None]
+
+
 def checkpoint_at(conn: SqlConnection, tenant_id: str, size: int) -> CheckpointRecord | None:
     return _checkpoint(
         conn.execute(
