@@ -21,6 +21,7 @@ from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
 from trailkeep.integrity.keys import LogKey
 from trailkeep.integrity.proofs import read_consistency
 from trailkeep.kit import merkle
+from trailkeep.kit.tiles import TreeStateError
 from trailkeep.kit.timeutil import now_us
 from trailkeep.store.base import Store
 from trailkeep.store.models import CheckpointRecord
@@ -96,7 +97,12 @@ class CheckpointSigner:
             await asyncio.sleep(self._interval)
 
     async def sign_pending(self, tenants: set[str]) -> set[str]:
-        """Sign each tenant once; returns those to retry (the database was unavailable)."""
+        """Sign each tenant once; returns those to retry next round.
+
+        One tenant's failure never holds up the others. A tree that contradicts its
+        checkpoint, or tiles that do not fit together, stop that tenant's signing until
+        an operator looks (and restarts); anything else is retried.
+        """
         retry: set[str] = set()
         for tenant_id in sorted(tenants):
             if tenant_id in self.faults:
@@ -105,9 +111,12 @@ class CheckpointSigner:
                 await sign_if_grown(self._store, self._key, tenant_id)
             except Unavailable:
                 retry.add(tenant_id)
-            except IntegrityFault as exc:
+            except (IntegrityFault, TreeStateError, merkle.NodeError) as exc:
                 self.faults[tenant_id] = str(exc)
                 log.error(
                     "integrity fault: checkpoint NOT signed", tenant=tenant_id, error=str(exc)
                 )
+            except Exception as exc:
+                retry.add(tenant_id)
+                log.error("checkpoint signing failed", tenant=tenant_id, error=repr(exc))
         return retry
