@@ -210,7 +210,8 @@ def serve(tmp_path: Path, **overrides: Any) -> Iterator[tuple[TestClient, dict[s
 
 def claims(**extra: Any) -> dict[str, Any]:
     base = {"sub": "alice", "tenant_id": "acme", "roles": ["writer", "reader"]}
-    base["exp"] = int(time.time()) + 300
+    # Params are built at collection time, which may be many minutes before the test runs.
+    base["exp"] = int(time.time()) + 86_400
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}
 
