@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -7,6 +8,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.server import Server, cli, free_port
+from trailkeep.app import build_store
+from trailkeep.auth.principal import Role
+from trailkeep.auth.service import AuthService
+from trailkeep.config import Settings
+from trailkeep.tenants.models import TenantCreate
+from trailkeep.tenants.service import TenantService
 
 
 @pytest.fixture(autouse=True)
@@ -27,23 +34,29 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.stop()
 
 
+async def _tenants_and_keys(data_dir: Path) -> dict[str, str]:
+    settings = Settings(data_dir=data_dir)  # the database URL comes from the environment
+    store = build_store(settings)
+    await store.start()
+    try:
+        auth, tenants = AuthService(store, settings), TenantService(store)
+        out: dict[str, str] = {}
+        for tenant in ("a", "b"):
+            await tenants.create(TenantCreate(id=tenant))
+            for role in (Role.WRITER, Role.READER):
+                out[f"{tenant}_{role.value}"] = (await auth.create_key(tenant, role, "e2e")).token
+        return out
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 def seeded(tmp_path: Path) -> dict[str, Any]:
-    """A data dir with the platform admin key, tenants a and b and a writer/reader each."""
+    """A data dir with the platform admin key, tenants a and b and a writer/reader each.
+
+    `trailkeep init` runs as a user runs it; the tenants and keys are made in-process
+    (six more CLI processes cost about 8 s per test; tests/e2e/test_cli.py covers them).
+    """
     out: dict[str, Any] = {"admin": cli("init", "--data-dir", str(tmp_path), "--json")["admin_key"]}
-    for tenant in ("a", "b"):
-        cli("tenant", "create", tenant, "--data-dir", str(tmp_path), "--json")
-        for role in ("writer", "reader"):
-            key = cli(
-                "key",
-                "create",
-                "--role",
-                role,
-                "--tenant",
-                tenant,
-                "--data-dir",
-                str(tmp_path),
-                "--json",
-            )
-            out[f"{tenant}_{role}"] = key["token"]
+    out.update(asyncio.run(_tenants_and_keys(tmp_path)))
     return out
