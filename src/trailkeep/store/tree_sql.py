@@ -85,11 +85,18 @@ class TreeAppender:
             self._cache.clear()
 
     def append(
-        self, conn: SqlConnection, leaves: dict[str, list[bytes]], first_seq: dict[str, int]
+        self,
+        conn: SqlConnection,
+        leaves: dict[str, list[bytes]],
+        first_seq: dict[str, int],
+        loaded: dict[str, TileFrontier] | None = None,
     ) -> None:
+        """``loaded``: frontiers the caller already read in this transaction."""
         rows = []
         for tenant_id, hashes in leaves.items():
-            frontier = None if self._cache is None else self._cache.get(tenant_id)
+            frontier = loaded.get(tenant_id) if loaded is not None else None
+            if frontier is None and self._cache is not None:
+                frontier = self._cache.get(tenant_id)
             if frontier is None:
                 frontier = load_frontier(conn, tenant_id)
                 if self._cache is not None:

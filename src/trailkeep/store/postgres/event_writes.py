@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
 from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
@@ -106,6 +107,26 @@ def insert_stored_rows(
     copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
 
 
+def load_frontiers(conn: psycopg.Connection[Any], sizes: dict[str, int]) -> dict[str, TileFrontier]:
+    """The tree frontiers of the tenants of a group, in one query.
+
+    ``sizes`` are the next seqs read under the tenant_seqs locks, so the tiles they name
+    are exactly the partial tiles of each stored tree (kit/tiles.frontier_tiles).
+    """
+    wanted = [(t, lv, ix) for t, n in sizes.items() for lv, ix, _ in frontier_tiles(n)]
+    found: dict[str, dict[TileId, bytes]] = {t: {} for t in sizes}
+    if wanted:
+        rows = conn.execute(
+            "SELECT m.tenant_id, m.level, m.idx, m.hashes FROM merkle_tiles m"
+            " JOIN unnest(%s::text[], %s::int4[], %s::int8[]) AS w(tenant_id, level, idx)"
+            " ON m.tenant_id = w.tenant_id AND m.level = w.level AND m.idx = w.idx",
+            ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted]),
+        ).fetchall()
+        for tenant_id, level, index, hashes in rows:
+            found[tenant_id][(level, index)] = bytes(hashes)
+    return {t: TileFrontier.from_tiles(n, found[t]) for t, n in sizes.items()}
+
+
 def write_events(
     conn: psycopg.Connection[Any], drafts: list[EventDraft], merkle: bool = True
 ) -> list[AppendResult]:
@@ -121,8 +142,9 @@ def write_events(
 
     rows = build_rows(drafts, _existing(conn, drafts), take, hash_leaves=merkle)
     insert_stored_rows(conn, rows.events, rows.targets)
-    if merkle:
-        TreeAppender(cache=False).append(QmarkConnection(conn), rows.leaves, rows.first_seq)
+    if merkle and rows.leaves:
+        loaded = load_frontiers(conn, {t: start[t] for t in rows.leaves})
+        TreeAppender(cache=False).append(QmarkConnection(conn), rows.leaves, rows.first_seq, loaded)
     moved = [t for t in counters if counters[t] != start[t]]
     if moved:
         conn.execute(
