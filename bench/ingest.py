@@ -7,6 +7,14 @@ HTTP/1.1 keep-alive client (uvloop; one connection per virtual client). Phases:
 
   empty      POST /v1/events/batch, 100 events each, --concurrency-batch clients (16),
              into an empty database: events/s acknowledged, latency p50/p95/p99.
+  empty-nointegrity
+             the same, on the same kind of database (a fresh copy of the same template;
+             PostgreSQL: the same database emptied again), with the same request bodies,
+             into a server started with TRAILKEEP_BENCH_WITHOUT_INTEGRITY=true: no
+             canonical-form walk, no leaf hashes, no tiles, no checkpoints. The ratio
+             "batch empty (with integrity) ÷ batch empty without integrity" is the cost
+             of integrity (target: at least 0.80). --integrity-rounds N runs both N times,
+             alternating which goes first, and compares their mean rates.
   preloaded  the same into a database already holding --preload events (1,000,000 over
              10 tenants, loaded before the server starts straight into the database
              with the service's schema and its own INSERT (SQLite) or COPY (PostgreSQL)
@@ -26,19 +34,27 @@ HTTP/1.1 keep-alive client (uvloop; one connection per virtual client). Phases:
 Every phase runs for --duration seconds (after --warmup) and stops by itself. Non-2xx
 answers and connection errors are counted (they must be 0), and the events stored are
 counted in the database before and after each phase: they must equal the events
-acknowledged. The exit status is 1 when a check fails.
+acknowledged. With integrity, each tenant's Merkle tiles must form a tree of exactly
+its events, and its signed checkpoint (the run's own key) must have the size and root
+recomputed from the stored bodies; without, no tile and no checkpoint may be written.
+The exit status is 1 when a check fails. Preloads store the tenants' tiles too
+(bench/trees.py), as the service's writer would.
 
 With --database-url postgresql://USER@HOST:PORT/trailkeep_bench... the run drops and
 re-creates that database (only names starting with trailkeep_bench are accepted),
 migrates it, and runs every phase against it (TRAILKEEP_DATABASE_URL of the servers):
-the "empty" phase first, then its events are truncated away before the preload. The
-database is left as the run ends; --data-dir then holds only the server logs.
+the "empty" phases first, each on the database emptied of events, tiles and checkpoints
+(TRUNCATE, then CHECKPOINT), then the preload into the emptied database. The database
+is left as the run ends; --data-dir then holds only the server logs. On both backends
+the OS page cache is flushed (sync) before each server starts, so that no phase pays
+for the writes of the one before.
 
 Run it (full scale, takes a few minutes; ~1.2 KB of disk per event, ~1.5 GB in all):
 
     .venv/bin/python bench/ingest.py
     .venv/bin/python bench/ingest.py --json --out bench/results/ingest.json
     .venv/bin/python bench/ingest.py --only single --preload 0 --duration 5   # one phase
+    .venv/bin/python bench/ingest.py --only integrity --integrity-rounds 2    # its cost
     .venv/bin/python bench/ingest.py --preload 20000 --duration 3             # smoke test
     .venv/bin/python bench/ingest.py \\
         --database-url postgresql://postgres@127.0.0.1:5432/trailkeep_bench   # PostgreSQL
@@ -48,50 +64,51 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from common import (
     Database,
-    EventFactory,
-    LoadPlan,
-    LoadSpec,
     Server,
-    Txn,
     add_output_args,
     build_request,
     check_database_url,
+    create_admin_key,
     create_keys,
     create_tenants,
     emit_json,
-    fmt_int,
-    fmt_ms,
-    machine_info,
     progress,
     remove_tree,
     result_console,
-    run_load,
-    service_settings,
-    summarize_tally,
 )
+from ingest_run import (
+    BATCH_SIZE,
+    NO_INTEGRITY,
+    RAW_SIZES,
+    Run,
+    render,
+    round_name,
+    summary,
+)
+from loadgen import LoadSpec, run_load, summarize_tally
 from pg_load import PgDatabase
 from sqlite_load import SqliteDatabase
 from trailkeep.kit.timeutil import now_us
+from trees import checkpoint_problems
+from workload import EventFactory, LoadPlan, Txn
 
-PHASES = ("empty", "preloaded", "single", "raw")
-ALIASES = {"batch": ("empty", "preloaded"), "all": PHASES}
-BATCH_SIZE = 100
-RAW_SIZES = (BATCH_SIZE, 1000)
+PHASES = ("empty", NO_INTEGRITY, "preloaded", "single", "raw")
+ALIASES = {
+    "batch": ("empty", "preloaded"),
+    "integrity": ("empty", NO_INTEGRITY),
+    "all": PHASES,
+}
 BODIES_PER_CLIENT = 8
-# The service's batch rate as a share of the raw rate of the same run, by backend.
-RAW_RATIO_TARGETS = {"SQLite": 0.50, "PostgreSQL": 0.40}
 
 
 # -- arguments ------------------------------------------------------------------------------
@@ -132,7 +149,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=parse_phases,
         default=PHASES,
-        help="comma-separated: empty, preloaded, single, raw, batch (= empty,preloaded), all",
+        help=f"comma-separated: empty, {NO_INTEGRITY}, preloaded, single, raw, batch (="
+        f" empty,preloaded), integrity (= empty,{NO_INTEGRITY}), all",
+    )
+    p.add_argument(
+        "--integrity-rounds",
+        type=int,
+        default=1,
+        help=f"runs of the pair empty + {NO_INTEGRITY}, alternating which goes first",
     )
     p.add_argument(
         "--client-procs",
@@ -155,29 +179,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--only selected no phase")
     if args.tenants < 1 or args.concurrency_batch < 1 or args.concurrency_single < 1:
         p.error("--tenants and the concurrencies must be at least 1")
+    if args.integrity_rounds < 1:
+        p.error("--integrity-rounds must be at least 1")
     return args
 
 
-# -- state of one run --------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    args: argparse.Namespace
-    root: Path  # SQLite files and server logs
-    tenants: list[str]
-    # Tenants and keys, no events: SQLite copies it per phase, PostgreSQL empties it.
-    template: Database
-    tokens: dict[str, str] = field(default_factory=dict)
-    factory: EventFactory = field(default_factory=EventFactory)
-    phases: dict[str, dict[str, Any]] = field(default_factory=dict)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def check(self, name: str, ok: bool, detail: str) -> None:
-        self.checks.append({"check": name, "ok": ok, "detail": detail})
-        mark = "[green]ok[/green]" if ok else "[red]FAILED[/red]"
-        progress.print(f"  check {name}: {mark} ({detail})")
+# -- set-up ----------------------------------------------------------------------------
 
 
 def prepare_root(args: argparse.Namespace) -> Path:
@@ -191,14 +198,20 @@ def prepare_root(args: argparse.Namespace) -> Path:
 
 
 def prepare_template(run: Run) -> None:
-    """A migrated database with tenants and writer keys, made once with the CLI."""
+    """A migrated database with tenants, writer keys and one admin key, made with the CLI."""
     run.template.recreate()
     progress.print(f"creating {len(run.tenants)} tenants and writer keys with the CLI ...")
     began = time.perf_counter()
     create_tenants(run.template, run.tenants)
     run.tokens = create_keys(run.template, run.tenants, "writer")
+    run.admin_token = create_admin_key(run.template)  # reads the checkpoints
     run.info["database"] = run.template.describe()
     progress.print(f"  done in {time.perf_counter() - began:.1f} s")
+
+
+def settle_disk() -> None:
+    """Flush what earlier phases left in the page cache, so no phase pays for another."""
+    os.sync()
 
 
 # -- request pools -----------------------------------------------------------------------
@@ -208,22 +221,38 @@ def client_tenant(run: Run, client: int) -> str:
     return run.tenants[client % len(run.tenants)]
 
 
-def batch_pools(run: Run, port: int, clients: int) -> list[list[bytes]]:
-    """Per client, a few distinct 100-event batches for its tenant (server-assigned ids)."""
-    pools = []
-    for c in range(clients):
-        token = run.tokens[client_tenant(run, c)]
-        pool = []
-        for _ in range(BODIES_PER_CLIENT):
-            now = now_us()
-            events = [
-                run.factory.client_event(now - run.factory.rng.randrange(60_000_000))
-                for _ in range(BATCH_SIZE)
+def batch_bodies(run: Run) -> list[list[bytes]]:
+    """Per client, a few distinct 100-event batches (server-assigned ids): made once, so
+    that every batch phase of the run sends the same bodies."""
+    if not run.batch_bodies:
+        now = now_us()
+        rng = run.factory.rng
+        run.batch_bodies = [
+            [
+                _dumps(
+                    {
+                        "events": [
+                            run.factory.client_event(now - rng.randrange(60_000_000))
+                            for _ in range(BATCH_SIZE)
+                        ]
+                    }
+                )
+                for _ in range(BODIES_PER_CLIENT)
             ]
-            body = _dumps({"events": events})
-            pool.append(build_request("POST", "/v1/events/batch", port, token, body))
-        pools.append(pool)
-    return pools
+            for _ in range(run.args.concurrency_batch)
+        ]
+    return run.batch_bodies
+
+
+def batch_pools(run: Run, port: int) -> list[list[bytes]]:
+    """Per client, its batches as requests to its tenant."""
+    return [
+        [
+            build_request("POST", "/v1/events/batch", port, run.tokens[client_tenant(run, c)], b)
+            for b in bodies
+        ]
+        for c, bodies in enumerate(batch_bodies(run))
+    ]
 
 
 def single_bodies(run: Run, clients: int, per_client: int = 16) -> list[list[bytes]]:
@@ -297,13 +326,38 @@ def verify_phase(run: Run, name: str, result: dict[str, Any]) -> None:
 # -- phases ----------------------------------------------------------------------------------
 
 
-def phase_empty(run: Run) -> None:
-    work_dir = run.root / "empty"
+def phase_empty(run: Run, name: str, integrity: bool) -> None:
+    """Batches into an empty database, with integrity or (bench switch) without."""
+    work_dir = run.root / name
     db = run.template.fresh_copy(work_dir)
-    with Server(db, work_dir / "server.log") as server:
-        pools = batch_pools(run, server.port, run.args.concurrency_batch)
-        http_phase(run, server, "empty", "batch", pools, BATCH_SIZE)
-    final_checks(run, db, expected=run.phases["empty"]["acked_events"], label="empty")
+    env = {} if integrity else {"TRAILKEEP_BENCH_WITHOUT_INTEGRITY": "true"}
+    settle_disk()
+    with Server(db, work_dir / "server.log", extra_env=env) as server:
+        http_phase(run, server, name, "batch", batch_pools(run, server.port), BATCH_SIZE)
+        if integrity:
+            checkpoint_checks(run, server, db, name)
+    final_checks(run, db, expected=run.phases[name]["acked_events"], label=name)
+    if integrity:
+        tree_checks(run, db, name)
+    else:
+        tiles, checkpoints = db.integrity_rows()
+        run.check(
+            f"{name}: integrity really off",
+            tiles == 0 and checkpoints == 0,
+            f"{tiles} tiles, {checkpoints} checkpoints written",
+        )
+
+
+def integrity_rounds(run: Run) -> None:
+    """The pair empty / empty-nointegrity, --integrity-rounds times, alternating order."""
+    chosen = run.args.only
+    for number in range(1, run.args.integrity_rounds + 1):
+        pair = [("empty", True), (NO_INTEGRITY, False)]
+        if number % 2 == 0:
+            pair.reverse()
+        for phase, integrity in pair:
+            if phase in chosen:
+                phase_empty(run, round_name(phase, number), integrity)
 
 
 def preload(run: Run, work_dir: Path) -> tuple[Database, int]:
@@ -326,18 +380,45 @@ def preload(run: Run, work_dir: Path) -> tuple[Database, int]:
 
 def phase_service_preloaded(run: Run, db: Database, work_dir: Path, preloaded: int) -> None:
     chosen = run.args.only
+    settle_disk()
     with Server(db, work_dir / "server.log") as server:
         if "preloaded" in chosen:
-            pools = batch_pools(run, server.port, run.args.concurrency_batch)
-            http_phase(run, server, "preloaded", "batch", pools, BATCH_SIZE)
+            http_phase(run, server, "preloaded", "batch", batch_pools(run, server.port), BATCH_SIZE)
         if "single" in chosen:
             bodies = single_bodies(run, run.args.concurrency_single)
             single = single_pools(run, server.port, "/v1/events", bodies)
             http_phase(run, server, "single", "single", single, 1)
             validate = single_pools(run, server.port, "/v1/_bench/validate", bodies)
             http_phase(run, server, "validate", "validate", validate, 0)
+        # The writer appended to the preloaded trees: each tenant's signed checkpoint.
+        checkpoint_checks(run, server, db, "preloaded")
     acked = sum(run.phases[p]["acked_events"] for p in ("preloaded", "single") if p in run.phases)
     final_checks(run, db, expected=preloaded + acked, label="preloaded")
+    tree_checks(run, db, "preloaded")
+
+
+def checkpoint_checks(run: Run, server: Server, db: Database, label: str) -> None:
+    """Every tenant's latest checkpoint, once signed, against its stored events."""
+    began = time.perf_counter()
+    expected = {t: root for t, root in db.stored_roots(run.tenants).items() if root[0]}
+    problems = checkpoint_problems(server.port, run.admin_token, expected)
+    sizes = sorted({size for size, _ in expected.values()})
+    run.check(
+        f"{label}: signed checkpoints = trees of the stored events",
+        not problems,
+        "; ".join(problems[:3])
+        or f"{len(expected)} tenants, sizes {sizes[0]:,}..{sizes[-1]:,},"
+        f" {time.perf_counter() - began:.1f} s",
+    )
+
+
+def tree_checks(run: Run, db: Database, label: str) -> None:
+    problems = db.tree_problems()
+    run.check(
+        f"{label} database: Merkle tiles = the events",
+        not problems,
+        "; ".join(problems[:3]) or "every tenant's tree holds exactly its events",
+    )
 
 
 def final_checks(run: Run, db: Database, expected: int, label: str) -> None:
@@ -401,189 +482,14 @@ def phase_raw(run: Run, db: Database) -> None:
     )
 
 
-# -- report ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Ratio:
-    key: str  # in the JSON summary
-    label: str
-    value: float
-    target: float | None = None
-
-    def line(self) -> str:
-        text = f"ratio {self.label}: {self.value:.2f}"
-        if self.target is not None:
-            verdict = "met" if self.value >= self.target else "missed"
-            text += f" (target ≥ {self.target:.2f}: {verdict})"
-        return text
-
-
-def batch_phase(run: Run) -> dict[str, Any] | None:
-    """The service's batch rate that the raw rates are compared with."""
-    return run.phases.get("preloaded") or run.phases.get("empty")
-
-
-def ratio_list(run: Run) -> list[Ratio]:
-    out: list[Ratio] = []
-    ph = run.phases
-    batch = batch_phase(run)
-    if batch is not None:
-        for size in RAW_SIZES:
-            raw = ph.get(f"raw-{size}")
-            if raw is not None:
-                out.append(
-                    Ratio(
-                        f"{batch['name']}_batch_vs_raw_{size}",
-                        f"{batch['name']} batch ÷ {raw['label']}",
-                        batch["events_per_s"] / raw["rows_per_s"],
-                        RAW_RATIO_TARGETS.get(run.template.kind),
-                    )
-                )
-    if "single" in ph and "validate" in ph:
-        out.append(
-            Ratio(
-                "single_vs_validate",
-                "single events/s ÷ validate requests/s",
-                ph["single"]["events_per_s"] / ph["validate"]["requests_per_s"],
-            )
-        )
-    return out
-
-
-def ratios(run: Run) -> dict[str, float]:
-    return {r.key: r.value for r in ratio_list(run)}
-
-
-def render(run: Run, console: Console) -> None:
-    table = Table(title=f"Trailkeep ingest benchmark ({run.template.kind})", title_justify="left")
-    for col in (
-        "phase",
-        "clients",
-        "requests",
-        "events/s",
-        "req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-        "non-2xx",
-        "errors",
-        "client CPU",
-        "server CPU",
-    ):
-        table.add_column(col, justify="left" if col == "phase" else "right")
-    http = {n: r for n, r in run.phases.items() if not n.startswith("raw-")}
-    for name, r in http.items():
-        table.add_row(
-            name,
-            str(r["clients"]),
-            f"{r['requests']:,}",
-            fmt_int(r["events_per_s"]) if r["events_per_request"] else "-",
-            fmt_int(r["requests_per_s"]),
-            fmt_ms(r["p50_ms"]),
-            fmt_ms(r["p95_ms"]),
-            fmt_ms(r["p99_ms"]),
-            fmt_ms(r["max_ms"]),
-            str(r["non_2xx_total"]),
-            str(r["connection_errors"]),
-            f"{r['client_cpu_pct']:.0f}%",
-            f"{r['server_cpu_pct']:.0f}%",
-        )
-    if http:
-        console.print(table)
-    render_raw(run, console)
-    for ratio in ratio_list(run):
-        console.print(ratio.line())
-    failed = [c for c in run.checks if not c["ok"]]
-    console.print(
-        f"checks: {len(run.checks) - len(failed)}/{len(run.checks)} passed"
-        + ("" if not failed else " — FAILED: " + "; ".join(c["check"] for c in failed))
-    )
-
-
-def render_raw(run: Run, console: Console) -> None:
-    raws = [r for n, r in run.phases.items() if n.startswith("raw-")]
-    if not raws:
-        return
-    db = run.template
-    batch = batch_phase(run)
-    versus = f"{batch['name']} batch ÷ raw" if batch is not None else "batch ÷ raw"
-    title = f"Raw {db.kind} {db.raw_write} ({db.raw_settings}; server stopped; {raw_database(run)})"
-    table = Table(title=title, title_justify="left")
-    for col in (
-        "run",
-        "rows",
-        "transactions",
-        "events/s",
-        "commit p50 ms",
-        "p95 ms",
-        "p99 ms",
-        versus,
-    ):
-        table.add_column(col, justify="left" if col == "run" else "right")
-    for r in raws:
-        share = batch["events_per_s"] / r["rows_per_s"] if batch is not None else math.nan
-        table.add_row(
-            r["label"],
-            f"{r['rows']:,}",
-            f"{r['transactions']:,}",
-            fmt_int(r["rows_per_s"]),
-            fmt_ms(r["p50_ms"]),
-            fmt_ms(r["p95_ms"]),
-            fmt_ms(r["p99_ms"]),
-            "-" if math.isnan(share) else f"{share:.0%}",
-        )
-    console.print(table)
-
-
-def raw_database(run: Run) -> str:
-    if {"preloaded", "single"} & set(run.args.only):
-        return "the same database, after the service phases ran on it"
-    return "the preloaded database (no service phase ran on it)"
-
-
-def summary(run: Run) -> dict[str, Any]:
-    args = run.args
-    durability = (
-        {"sqlite_synchronous": service_settings().sqlite_synchronous}
-        if run.template.kind == "SQLite"
-        else {}
-    )
-    return {
-        "benchmark": "ingest",
-        "config": {
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "concurrency_batch": args.concurrency_batch,
-            "concurrency_single": args.concurrency_single,
-            "batch_size": BATCH_SIZE,
-            "preload": args.preload,
-            "tenants": args.tenants,
-            "raw_rows": args.raw_rows,
-            "phases": list(args.only),
-            "client_procs": args.client_procs,
-            **durability,
-            "raw_database": raw_database(run),
-            "raw_write": f"{run.template.raw_write}, {run.template.raw_settings}",
-        },
-        "machine": machine_info(),
-        **run.info,
-        "phases": run.phases,
-        "ratios": ratios(run),
-        "checks": run.checks,
-        "ok": all(c["ok"] for c in run.checks),
-    }
-
-
 # -- main ----------------------------------------------------------------------------------
 
 
 def execute(run: Run) -> None:
     chosen = run.args.only
     prepare_template(run)
-    if "empty" in chosen:
-        phase_empty(run)
+    if {"empty", NO_INTEGRITY} & set(chosen):
+        integrity_rounds(run)
     if {"preloaded", "single", "raw"} & set(chosen):
         work_dir = run.root / "preloaded"
         db, preloaded = preload(run, work_dir)

@@ -7,14 +7,17 @@ service's own migrations.
 
 Preloads go in through the service's own ``insert_stored_rows`` (COPY into events,
 event_ids and event_targets) in transactions of 20,000 events, on a session with
-synchronous_commit=off, after the monthly partitions of their rows exist. Afterwards
-each tenant's counter in tenant_seqs is set to its count, and the tables are vacuumed
-and analyzed and a checkpoint is taken, so that the measurements start from settled
-tables (statistics known, pages all-visible) instead of running into autovacuum and a
-checkpoint working through the preload.
+synchronous_commit=off, after the monthly partitions of their rows exist; each
+transaction also upserts the tenants' Merkle tiles that its rows change
+(bench/trees.py), as the service's writer does. Afterwards each tenant's counter in
+tenant_seqs is set to its count, and the tables are vacuumed and analyzed and a
+checkpoint is taken, so that the measurements start from settled tables (statistics
+known, pages all-visible) instead of running into autovacuum and a checkpoint working
+through the preload.
 
 The raw baseline COPYs the same kind of rows into the same tables with the same code,
-one durable transaction (synchronous_commit=on) at a time on one connection.
+one durable transaction (synchronous_commit=on) at a time on one connection (no tiles:
+no server runs on the database after it).
 """
 
 from __future__ import annotations
@@ -31,28 +34,21 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from common import (
-    EventFactory,
-    EventRowT,
-    LoadPlan,
-    LoadProgress,
-    TargetRowT,
-    Txn,
-    generate_rows,
-    progress,
-    service_settings,
-    timed_transactions,
-)
+from common import LoadProgress, progress, service_settings, timed_transactions
 from trailkeep.store.migrate import SchemaError, upgrade
 
 # The service's own COPY code, so loaded rows are exactly what it would write.
 from trailkeep.store.postgres.event_writes import insert_stored_rows
 from trailkeep.store.postgres.partitions import PartitionManager, month_of
+from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.urls import parse_database_url
+from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
+from workload import EventFactory, EventRowT, LoadPlan, TargetRowT, Txn, generate_rows
 
 NAME_PREFIX = "trailkeep_bench"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 EVENT_TABLES = "events, event_ids, event_targets"
+TREE_TABLES = "merkle_tiles, checkpoints"
 LOAD_CHUNK = 20_000
 # Settings shown in the JSON summary (current_setting() of each).
 REPORTED_SETTINGS = (
@@ -144,10 +140,15 @@ class PgDatabase:
             raise SystemExit(f"error: {exc}") from None
 
     def fresh_copy(self, work_dir: Path) -> PgDatabase:
-        """This database, emptied of events (tenants, keys and partitions stay)."""
-        with self.connect() as conn, conn.transaction():
-            conn.execute(f"TRUNCATE {EVENT_TABLES}")
-            conn.execute("UPDATE tenant_seqs SET next_seq = 0")
+        """This database, emptied of events and trees (tenants, keys and partitions stay).
+
+        Then a CHECKPOINT, so that a phase does not pay for the writes of the one before.
+        """
+        with self.connect() as conn:
+            with conn.transaction():
+                conn.execute(f"TRUNCATE {EVENT_TABLES}, {TREE_TABLES}")
+                conn.execute("UPDATE tenant_seqs SET next_seq = 0")
+            _checkpoint(conn)
         return self
 
     def describe(self) -> dict[str, Any]:
@@ -188,10 +189,13 @@ class PgDatabase:
             conn.execute("SET synchronous_commit = off")
             load = LoadProgress(label, plan.total)
             seqs = _next_seqs(conn, plan.counts)
+            qmark = QmarkConnection(conn)
+            tree = TreeLoader.open(qmark, dict(seqs), label)
             for events, targets in generate_rows(plan, factory, seqs, chunk=LOAD_CHUNK):
                 partitions.ensure(conn, {month_of(row[3]) for row in events})
                 with conn.transaction():
                     insert_stored_rows(conn, events, targets)
+                    tree.write(qmark, events)
                 load.advance(len(events))
             _set_counters(conn, seqs)
             settle_s = _settle(conn, label)
@@ -226,6 +230,42 @@ class PgDatabase:
     def next_seqs(self, tenant_ids: Iterable[str]) -> dict[str, int]:
         with self.connect() as conn:
             return _next_seqs(conn, tenant_ids)
+
+    def _counts(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        rows = conn.execute("SELECT tenant_id, count(*) FROM event_ids GROUP BY tenant_id")
+        return {tenant: int(n) for tenant, n in rows.fetchall()}
+
+    def tree_problems(self) -> list[str]:
+        with self.connect() as conn:
+            return tree_problems(QmarkConnection(conn), self._counts(conn))
+
+    def stored_roots(self, tenant_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        out = {}
+        with self.connect() as conn:
+            counts = self._counts(conn)
+            for tenant in tenant_ids:
+                # A server-side cursor: the bodies stream by, unsorted, in batches.
+                with conn.transaction(), conn.cursor(name="bench_bodies") as cur:
+                    cur.itersize = 10_000
+                    cur.execute("SELECT seq, body FROM events WHERE tenant_id = %s", (tenant,))
+                    leaves = ordered_leaves(cur, counts.get(tenant, 0))
+                out[tenant] = root_of_leaves(leaves)
+        return out
+
+    def integrity_rows(self) -> tuple[int, int]:
+        with self.connect() as conn:
+            tiles = conn.execute("SELECT count(*) FROM merkle_tiles").fetchone()
+            checkpoints = conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+        assert tiles is not None and checkpoints is not None
+        return int(tiles[0]), int(checkpoints[0])
+
+    def event_ids(self, tenant_id: str, seqs: Iterable[int]) -> dict[int, str]:
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT seq, id FROM event_ids WHERE tenant_id = %s AND seq = ANY(%s)",
+                (tenant_id, list(seqs)),
+            ).fetchall()
+        return {int(seq): str(ident) for seq, ident in rows}
 
     def gapless_problems(self) -> list[str]:
         """Also: every event has its event_ids row, and tenant_seqs holds the count."""
@@ -287,11 +327,15 @@ def _settle(conn: psycopg.Connection[Any], label: str) -> float:
     """VACUUM (ANALYZE) and CHECKPOINT after a preload; returns the seconds taken."""
     progress.print(f"  {label}: VACUUM (ANALYZE) and CHECKPOINT ...")
     began = time.perf_counter()
-    conn.execute(f"VACUUM (ANALYZE) {EVENT_TABLES}, tenant_seqs")
+    conn.execute(f"VACUUM (ANALYZE) {EVENT_TABLES}, {TREE_TABLES}, tenant_seqs")
+    _checkpoint(conn)
+    seconds = time.perf_counter() - began
+    progress.print(f"  {label}: settled in {seconds:.1f} s")
+    return seconds
+
+
+def _checkpoint(conn: psycopg.Connection[Any]) -> None:
     try:
         conn.execute("CHECKPOINT")
     except pg_errors.InsufficientPrivilege:
         progress.print("  (no CHECKPOINT: this user may not run it; it will happen later)")
-    seconds = time.perf_counter() - began
-    progress.print(f"  {label}: settled in {seconds:.1f} s")
-    return seconds

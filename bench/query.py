@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -57,17 +56,13 @@ from rich.console import Console
 from rich.table import Table
 
 from common import (
-    DAY_US,
     Connection,
     Database,
-    EventFactory,
-    LoadPlan,
     Server,
     add_output_args,
     build_request,
     check_database_url,
     create_keys,
-    create_tenants,
     emit_json,
     fmt_ms,
     latency_summary,
@@ -75,13 +70,17 @@ from common import (
     progress,
     remove_tree,
     result_console,
-    rfc3339_us,
     run_async,
 )
-from pg_load import PgDatabase
-from sqlite_load import SqliteDatabase
+from dataset import (
+    Dataset,
+    add_dataset_args,
+    check_dataset_args,
+    choose_place,
+    open_dataset,
+)
 from trailkeep.events.schema import SEVERITY_RANK
-from trailkeep.kit.timeutil import now_us
+from workload import DAY_US, EventFactory, rfc3339_us
 
 Params = dict[str, str]
 TOP_ACTIONS = ("user.login", "document.viewed", "document.updated", "user.logout")
@@ -95,21 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Trailkeep query benchmark (see the docstring of bench/query.py).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--events", type=int, default=1_000_000, help="events of the measured tenant")
-    p.add_argument("--other-events", type=int, default=100_000, help="events of each other tenant")
-    p.add_argument("--tenants", type=int, default=10)
-    p.add_argument(
-        "--db",
-        type=Path,
-        default=None,
-        help="SQLite database file: reused when it exists, else built there and kept",
-    )
-    p.add_argument(
-        "--reuse-db",
-        action="store_true",
-        help="PostgreSQL: reuse the database of --database-url when bench/query.py built it "
-        "(default: drop it and build it again)",
-    )
+    add_dataset_args(p, other_events=100_000)
     p.add_argument("--repeats", type=int, default=100, help="measured requests per query")
     p.add_argument("--warmup-requests", type=int, default=5, help="unmeasured, per query")
     p.add_argument("--page-size", type=int, default=50)
@@ -124,96 +109,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds at most per query's samples and per cursor walk",
     )
     p.add_argument("--only", default=None, help="comma-separated query names (see the table)")
-    p.add_argument(
-        "--keep", action="store_true", help="keep the temp dir (SQLite without --db; logs)"
-    )
     add_output_args(p)
     args = p.parse_args(argv)
     args.pg_url = check_database_url(args.database_url)
-    if args.pg_url is not None and args.db is not None:
-        p.error("--db names a SQLite file; it does not go with --database-url postgresql://...")
-    if args.pg_url is None and args.reuse_db:
-        p.error("--reuse-db is for --database-url postgresql://... (a SQLite --db is reused)")
-    if args.tenants < 1 or args.events < 1 or args.page_size < 1 or args.repeats < 1:
-        p.error("--tenants, --events, --page-size and --repeats must be at least 1")
+    check_dataset_args(p, args)
+    if args.page_size < 1 or args.repeats < 1:
+        p.error("--page-size and --repeats must be at least 1")
     if args.deep_page <= args.deep_window:
         p.error("--deep-page must be larger than --deep-window")
     return args
-
-
-# -- the database ------------------------------------------------------------------------
-
-
-@dataclass
-class Dataset:
-    db: Database
-    measured: str
-    counts: dict[str, int]
-    end_us: int
-    span_us: int
-    seed: int
-    built_now: bool = False
-    build: dict[str, Any] = field(default_factory=dict)
-
-    def meta(self) -> dict[str, Any]:
-        return {
-            "measured": self.measured,
-            "counts": self.counts,
-            "end_us": self.end_us,
-            "span_us": self.span_us,
-            "seed": self.seed,
-            "build": self.build,
-        }
-
-
-def load_dataset(db: Database, args: argparse.Namespace) -> Dataset:
-    meta = db.read_meta()
-    if meta is None:
-        redo = "leave out --reuse-db" if args.pg_url else "delete it or choose another --db"
-        raise SystemExit(
-            f"error: {db.label} exists but holds no metadata of bench/query.py: it was not "
-            f"built by bench/query.py ({redo})"
-        )
-    data = Dataset(
-        db,
-        meta["measured"],
-        meta["counts"],
-        meta["end_us"],
-        meta["span_us"],
-        meta["seed"],
-        build=meta.get("build", {}),
-    )
-    wanted = (args.events, args.other_events, args.tenants, args.seed)
-    have = (data.counts[data.measured], min(data.counts.values()), len(data.counts), data.seed)
-    if wanted != have:
-        progress.print(
-            f"[yellow]note:[/yellow] reusing {db.label} as built (events={have[0]:,}, "
-            f"other-events={have[1]:,}, tenants={have[2]}, seed={have[3]}); "
-            "--events/--other-events/--tenants/--seed are ignored"
-        )
-    progress.print(f"reusing {db.label} ({sum(data.counts.values()):,} events)")
-    return data
-
-
-def build_dataset(db: Database, args: argparse.Namespace) -> Dataset:
-    tenants = [f"org-{i:02d}" for i in range(args.tenants)]
-    counts = {t: (args.events if i == 0 else args.other_events) for i, t in enumerate(tenants)}
-    data = Dataset(
-        db, tenants[0], counts, now_us() - 3_600_000_000, 90 * DAY_US, args.seed, built_now=True
-    )
-    progress.print(
-        f"building {db.label}: {sum(counts.values()):,} events, {len(tenants)} tenants "
-        f"(measured: {data.measured}, {args.events:,} events) ..."
-    )
-    db.recreate()
-    create_tenants(db, tenants)
-    plan = LoadPlan(counts, data.end_us, data.span_us, data.seed)
-    data.build = db.bulk_load(plan, EventFactory(data.seed), "build")
-    progress.print(
-        f"  built in {data.build['seconds']:.0f} s ({data.build['events_per_s']:,.0f} events/s)"
-    )
-    db.write_meta(data.meta())
-    return data
 
 
 # -- queries -------------------------------------------------------------------------------
@@ -443,8 +347,8 @@ def render(
 ) -> None:
     title = (
         f"GET /v1/events, first page of {args.page_size}, sequential, tenant "
-        f"{data.measured} with {data.counts[data.measured]:,} events "
-        f"({sum(data.counts.values()):,} in the database)"
+        f"{data.measured} with {data.stored()[data.measured]:,} events "
+        f"({data.total:,} in the database)"
     )
     table = Table(title=title, title_justify="left")
     for col in ("query", "samples", "rows/page", "p50 ms", "p95 ms", "p99 ms", "max ms"):
@@ -540,14 +444,7 @@ def select(queries: list[Query], only: str | None) -> list[Query]:
 
 
 def run(args: argparse.Namespace, db: Database, log_dir: Path) -> tuple[dict[str, Any], Dataset]:
-    reuse = db.exists() and (args.pg_url is None or args.reuse_db)
-    data = load_dataset(db, args) if reuse else build_dataset(db, args)
-    total = db.count_events()
-    if total != sum(data.counts.values()):
-        raise SystemExit(
-            f"error: {db.label} holds {total:,} events, its metadata says "
-            f"{sum(data.counts.values()):,}; rebuild it"
-        )
+    data = open_dataset(db, args)
     token = create_keys(db, [data.measured], "reader")[data.measured]
     queries = select(make_queries(data, EventFactory(data.seed)), args.only)
     with Server(db, log_dir / "query-server.log") as server:
@@ -557,26 +454,14 @@ def run(args: argparse.Namespace, db: Database, log_dir: Path) -> tuple[dict[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pg = PgDatabase.from_url(args.pg_url) if args.pg_url else None
-    tmp: Path | None = None
-    db: Database
-    if pg is not None:
-        tmp = Path(tempfile.mkdtemp(prefix="trailkeep-query-"))  # the server's log
-        db, log_dir = pg, tmp
-    elif args.db is None:
-        tmp = Path(tempfile.mkdtemp(prefix="trailkeep-query-"))
-        db, log_dir = SqliteDatabase(tmp / "trailkeep.db"), tmp
-    else:
-        path = args.db.resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db, log_dir = SqliteDatabase(path), path.parent
+    place = choose_place(args, "trailkeep-query-")
     try:
-        results, data = run(args, db, log_dir)
+        results, data = run(args, place.db, place.log_dir)
     finally:
-        if tmp is not None and not args.keep:
-            remove_tree(tmp)
-        elif tmp is not None:
-            progress.print(f"kept {tmp}")
+        if place.tmp is not None and not args.keep:
+            remove_tree(place.tmp)
+        elif place.tmp is not None:
+            progress.print(f"kept {place.tmp}")
     render(results, data, args, result_console(args.json))
     out = summary(results, data, args)
     emit_json(out, args.json, args.out)

@@ -1,5 +1,9 @@
 """SQLite for the benchmarks (the default): files of their own, preloads and raw inserts
-through the service's own INSERT code and connection pragmas, read-back checks."""
+through the service's own INSERT code and connection pragmas, read-back checks.
+
+A preload also writes each tenant's Merkle tiles (bench/trees.py) in the transaction of
+each chunk of rows, as the service's writer does; raw inserts do not (no server runs on
+the database after them)."""
 
 from __future__ import annotations
 
@@ -11,23 +15,15 @@ from typing import Any
 
 import orjson
 
-from common import (
-    EventFactory,
-    EventRowT,
-    LoadPlan,
-    LoadProgress,
-    TargetRowT,
-    Txn,
-    generate_rows,
-    service_settings,
-    timed_transactions,
-)
+from common import LoadProgress, service_settings, timed_transactions
 from trailkeep.store.migrate import upgrade
 from trailkeep.store.sqlite.connection import open_connection
 
 # The service's own insert code, so preloaded rows are exactly what it would write.
 from trailkeep.store.sqlite.event_writes import insert_stored_rows
 from trailkeep.store.urls import parse_database_url
+from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
+from workload import EventFactory, EventRowT, LoadPlan, TargetRowT, Txn, generate_rows
 
 
 def _next_seqs(conn: sqlite3.Connection, tenant_ids: Iterable[str]) -> dict[str, int]:
@@ -75,7 +71,7 @@ class SqliteDatabase:
         return copy
 
     def bulk_load(self, plan: LoadPlan, factory: EventFactory, label: str) -> dict[str, Any]:
-        """Insert ``plan`` with the service's own INSERT statements.
+        """Insert ``plan`` with the service's own INSERT statements, and the tenants' tiles.
 
         Durability is relaxed while loading (synchronous=OFF, big transactions): the file
         that results is the same as if the service had written it, only faster to make.
@@ -84,9 +80,11 @@ class SqliteDatabase:
         load = LoadProgress(label, plan.total)
         try:
             seqs = _next_seqs(conn, plan.counts)
+            tree = TreeLoader.open(conn, dict(seqs), label)
             for events, targets in generate_rows(plan, factory, seqs, chunk=20_000):
                 conn.execute("BEGIN IMMEDIATE")
                 insert_stored_rows(conn, events, targets)
+                tree.write(conn, events)
                 conn.execute("COMMIT")
                 load.advance(len(events))
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -136,6 +134,51 @@ class SqliteDatabase:
         return [
             f"{t}: {n} events, seq {lo}..{hi}" for t, n, lo, hi in rows if lo != 0 or hi != n - 1
         ]
+
+    def _counts(self, conn: sqlite3.Connection) -> dict[str, int]:
+        rows = conn.execute("SELECT tenant_id, COUNT(*) FROM events GROUP BY tenant_id")
+        return dict(rows.fetchall())
+
+    def tree_problems(self) -> list[str]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            return tree_problems(conn, self._counts(conn))
+        finally:
+            conn.close()
+
+    def stored_roots(self, tenant_ids: Iterable[str]) -> dict[str, tuple[int, bytes]]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            counts = self._counts(conn)
+            out = {}
+            for tenant in tenant_ids:
+                rows = conn.execute("SELECT seq, body FROM events WHERE tenant_id = ?", (tenant,))
+                out[tenant] = root_of_leaves(ordered_leaves(rows, counts.get(tenant, 0)))
+            return out
+        finally:
+            conn.close()
+
+    def integrity_rows(self) -> tuple[int, int]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            tiles = conn.execute("SELECT COUNT(*) FROM merkle_tiles").fetchone()[0]
+            checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+            return int(tiles), int(checkpoints)
+        finally:
+            conn.close()
+
+    def event_ids(self, tenant_id: str, seqs: Iterable[int]) -> dict[int, str]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            out = {}
+            for seq in seqs:
+                row = conn.execute(
+                    "SELECT id FROM events WHERE tenant_id = ? AND seq = ?", (tenant_id, seq)
+                ).fetchone()
+                out[seq] = str(row[0])
+            return out
+        finally:
+            conn.close()
 
     def describe(self) -> dict[str, Any]:
         return {
