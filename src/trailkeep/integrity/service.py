@@ -18,7 +18,7 @@ from trailkeep.integrity.keys import LogKey
 from trailkeep.kit.merkle import HASH_SIZE
 from trailkeep.kit.tiles import TILE_WIDTH
 from trailkeep.kit.timeutil import format_us
-from trailkeep.store.base import Store
+from trailkeep.store.base import Store, TreeView
 from trailkeep.store.models import CheckpointRecord
 
 
@@ -36,19 +36,36 @@ def checkpoint_json(record: CheckpointRecord, origin: str) -> dict[str, Any]:
     }
 
 
+def _found(record: CheckpointRecord | None) -> CheckpointRecord:
+    if record is None:
+        raise NotFound(
+            "no checkpoint yet: the log is empty, or its first checkpoint is being"
+            " signed (within TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS of the first event)"
+        )
+    return record
+
+
+def _latest(view: TreeView) -> CheckpointRecord:
+    return _found(view.latest_checkpoint())
+
+
+def _checked_size(view: TreeView, name: str, size: int) -> int:
+    have = view.size()
+    if size > have:
+        raise BadRequest(
+            f"'{name}' is {size} but the tree has only {have} leaves",
+            details={"field": name, "tree_size": have},
+        )
+    return size
+
+
 @dataclass
 class IntegrityService:
     store: Store
     key: LogKey
 
     async def latest(self, tenant_id: str) -> CheckpointRecord:
-        record = await self.store.latest_checkpoint(tenant_id)
-        if record is None:
-            raise NotFound(
-                "no checkpoint yet: the log is empty, or its first checkpoint is being"
-                " signed (within TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS of the first event)"
-            )
-        return record
+        return _found(await self.store.latest_checkpoint(tenant_id))
 
     async def history(self, tenant_id: str, below: int | None, limit: int) -> dict[str, Any]:
         records = await self.store.list_checkpoints(tenant_id, below, limit)
@@ -58,73 +75,71 @@ class IntegrityService:
             "next_before": records[-1].size if len(records) == limit else None,
         }
 
-    async def _checked_size(self, tenant_id: str, name: str, size: int) -> int:
-        have = await self.store.tree_size(tenant_id)
-        if size > have:
-            raise BadRequest(
-                f"'{name}' is {size} but the tree has only {have} leaves",
-                details={"field": name, "tree_size": have},
-            )
-        return size
-
     async def inclusion(
         self, tenant_id: str, event_id: str, body: bytes, size: int | None
     ) -> dict[str, Any]:
         """Proof for the stored event ``body`` (read by the caller, with its access checks)."""
         seq: int = orjson.loads(body)["seq"]
-        checkpoint = None
-        if size is None:
-            checkpoint = await self.latest(tenant_id)
-            size = checkpoint.size
-            if seq >= size:
-                raise NotFound(
-                    f"event '{event_id}' (seq {seq}) is not in the latest checkpoint (size"
-                    f" {size}) yet; retry within TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS",
-                )
-        else:
-            await self._checked_size(tenant_id, "size", size)
-            if seq >= size:
-                raise BadRequest(
-                    f"event '{event_id}' has seq {seq}, so it is not in a tree of size {size}",
-                    details={"field": "size", "seq": seq},
-                )
-            checkpoint = await self.store.checkpoint_at(tenant_id, size)
-        proof, leaf, root = await proofs.read_inclusion(self.store, tenant_id, seq, size)
-        return {
-            "id": event_id,
-            "seq": seq,
-            "leaf_index": seq,
-            "tree_size": size,
-            "leaf_hash": b64(leaf),
-            "root_hash": b64(root),
-            "proof": [b64(h) for h in proof],
-            "checkpoint": None if checkpoint is None else checkpoint.note,
-        }
+
+        def work(view: TreeView) -> dict[str, Any]:
+            checkpoint: CheckpointRecord | None
+            if size is None:
+                checkpoint = _latest(view)
+                tree_size = checkpoint.size
+                if seq >= tree_size:
+                    raise NotFound(
+                        f"event '{event_id}' (seq {seq}) is not in the latest checkpoint"
+                        f" (size {tree_size}) yet; retry within"
+                        " TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS"
+                    )
+            else:
+                tree_size = _checked_size(view, "size", size)
+                if seq >= tree_size:
+                    raise BadRequest(
+                        f"event '{event_id}' has seq {seq}, so it is not in a tree of size"
+                        f" {tree_size}",
+                        details={"field": "size", "seq": seq},
+                    )
+                checkpoint = view.checkpoint_at(tree_size)
+            proof, leaf, root = proofs.inclusion(view, seq, tree_size)
+            return {
+                "id": event_id,
+                "seq": seq,
+                "leaf_index": seq,
+                "tree_size": tree_size,
+                "leaf_hash": b64(leaf),
+                "root_hash": b64(root),
+                "proof": [b64(h) for h in proof],
+                "checkpoint": None if checkpoint is None else checkpoint.note,
+            }
+
+        return await self.store.read_tree(tenant_id, work)
 
     async def consistency(self, tenant_id: str, first: int, second: int | None) -> dict[str, Any]:
-        checkpoint = None
-        if second is None:
-            checkpoint = await self.latest(tenant_id)
-            second = checkpoint.size
-        else:
-            await self._checked_size(tenant_id, "to", second)
-            checkpoint = await self.store.checkpoint_at(tenant_id, second)
-        if first > second:
-            raise BadRequest(
-                f"'from' ({first}) is larger than 'to' ({second}): a log never shrinks",
-                details={"field": "from"},
-            )
-        proof, first_root, second_root = await proofs.read_consistency_and_roots(
-            self.store, tenant_id, first, second
-        )
-        return {
-            "from": first,
-            "to": second,
-            "from_root_hash": b64(first_root),
-            "to_root_hash": b64(second_root),
-            "proof": [b64(h) for h in proof],
-            "checkpoint": None if checkpoint is None else checkpoint.note,
-        }
+        def work(view: TreeView) -> dict[str, Any]:
+            checkpoint: CheckpointRecord | None
+            if second is None:
+                checkpoint = _latest(view)
+                to_size = checkpoint.size
+            else:
+                to_size = _checked_size(view, "to", second)
+                checkpoint = view.checkpoint_at(to_size)
+            if first > to_size:
+                raise BadRequest(
+                    f"'from' ({first}) is larger than 'to' ({to_size}): a log never shrinks",
+                    details={"field": "from"},
+                )
+            proof, first_root, second_root = proofs.consistency(view, first, to_size)
+            return {
+                "from": first,
+                "to": to_size,
+                "from_root_hash": b64(first_root),
+                "to_root_hash": b64(second_root),
+                "proof": [b64(h) for h in proof],
+                "checkpoint": None if checkpoint is None else checkpoint.note,
+            }
+
+        return await self.store.read_tree(tenant_id, work)
 
     async def tile(self, tenant_id: str, level: int, index: int, width: int) -> bytes:
         """Tile ``level/index`` with ``width`` hashes (a prefix of what is stored)."""

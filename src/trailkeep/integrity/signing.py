@@ -17,9 +17,9 @@ import asyncio
 import structlog
 
 from trailkeep.errors import Unavailable
+from trailkeep.integrity import proofs
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
 from trailkeep.integrity.keys import LogKey
-from trailkeep.integrity.proofs import read_consistency
 from trailkeep.kit import merkle
 from trailkeep.kit.tiles import TreeStateError
 from trailkeep.kit.timeutil import now_us
@@ -49,7 +49,8 @@ async def sign_if_grown(store: Store, key: LogKey, tenant_id: str) -> Checkpoint
                 f"tenant {tenant_id!r}: the tree has {head.size} leaves, fewer than the"
                 f" {latest.size} of its latest checkpoint"
             )
-        proof = await read_consistency(store, tenant_id, latest.size, head.size)
+        old, new = latest.size, head.size
+        proof, _, _ = await store.read_tree(tenant_id, lambda v: proofs.consistency(v, old, new))
         if not merkle.verify_consistency(
             latest.size, head.size, latest.root_hash, head.root_hash, proof
         ):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from trailkeep.kit.tiles import TileId
 from trailkeep.store.models import (
@@ -16,6 +17,25 @@ from trailkeep.store.models import (
     TenantRecord,
     TreeHead,
 )
+
+T = TypeVar("T")
+
+
+class TreeView(Protocol):
+    """One tenant's tree and checkpoints, read within one database call (Store.read_tree).
+
+    The tree only grows, so whatever a later call reads extends what an earlier one saw.
+    """
+
+    def size(self) -> int: ...
+
+    def tiles(self, ids: Iterable[TileId]) -> dict[TileId, bytes]:
+        """The stored tiles among ``ids`` (missing ones are absent), current width."""
+        ...
+
+    def latest_checkpoint(self) -> CheckpointRecord | None: ...
+
+    def checkpoint_at(self, size: int) -> CheckpointRecord | None: ...
 
 
 class Store(Protocol):
@@ -43,8 +63,8 @@ class Store(Protocol):
 
     async def tree_head(self, tenant_id: str) -> TreeHead: ...
 
-    async def tree_size(self, tenant_id: str) -> int:
-        """The tree's size only (tree_head also computes the root)."""
+    async def read_tree(self, tenant_id: str, fn: Callable[[TreeView], T]) -> T:
+        """Run ``fn`` (in a worker thread) over the tenant's tree: one database call."""
         ...
 
     async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
@@ -52,8 +72,6 @@ class Store(Protocol):
         ...
 
     async def latest_checkpoint(self, tenant_id: str) -> CheckpointRecord | None: ...
-
-    async def checkpoint_at(self, tenant_id: str, size: int) -> CheckpointRecord | None: ...
 
     async def list_checkpoints(
         self, tenant_id: str, below: int | None, limit: int

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from trailkeep.errors import StoreUnavailable
 from trailkeep.kit.tiles import TileId
 from trailkeep.store import admin_sql, event_reads, tree_sql
+from trailkeep.store.base import TreeView
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.models import (
     ApiKeyRecord,
@@ -76,8 +77,8 @@ class SharedSqlStore(ABC):
 
         return await self._read(read)
 
-    async def tree_size(self, tenant_id: str) -> int:
-        return await self._read(lambda c: tree_sql.tree_size(c, tenant_id))
+    async def read_tree(self, tenant_id: str, fn: Callable[[TreeView], T]) -> T:
+        return await self._read(lambda c: fn(tree_sql.SqlTreeView(c, tenant_id)))
 
     async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
         return await self._read(lambda c: tree_sql.get_tiles(c, tenant_id, ids))
@@ -89,9 +90,6 @@ class SharedSqlStore(ABC):
         self, tenant_id: str, below: int | None, limit: int
     ) -> list[CheckpointRecord]:
         return await self._read(lambda c: tree_sql.list_checkpoints(c, tenant_id, below, limit))
-
-    async def checkpoint_at(self, tenant_id: str, size: int) -> CheckpointRecord | None:
-        return await self._read(lambda c: tree_sql.checkpoint_at(c, tenant_id, size))
 
     async def add_checkpoint(self, record: CheckpointRecord) -> None:
         await self._write(lambda c: tree_sql.insert_checkpoint(c, record))

@@ -113,6 +113,26 @@ class TreeAppender:
             conn.executemany(_UPSERT_TILE, rows)
 
 
+class SqlTreeView:
+    """One tenant's tree and checkpoints, read on one connection (see Store.read_tree)."""
+
+    def __init__(self, conn: SqlConnection, tenant_id: str) -> None:
+        self._conn = conn
+        self._tenant_id = tenant_id
+
+    def size(self) -> int:
+        return tree_size(self._conn, self._tenant_id)
+
+    def tiles(self, ids: Iterable[TileId]) -> dict[TileId, bytes]:
+        return get_tiles(self._conn, self._tenant_id, ids)
+
+    def latest_checkpoint(self) -> CheckpointRecord | None:
+        return latest_checkpoint(self._conn, self._tenant_id)
+
+    def checkpoint_at(self, size: int) -> CheckpointRecord | None:
+        return checkpoint_at(self._conn, self._tenant_id, size)
+
+
 # -- checkpoints -------------------------------------------------------------------
 
 
