@@ -49,14 +49,18 @@ def _latest(view: TreeView) -> CheckpointRecord:
     return _found(view.latest_checkpoint())
 
 
-def _checked_size(view: TreeView, name: str, size: int) -> int:
+def _target(view: TreeView, name: str, size: int | None) -> tuple[int, CheckpointRecord | None]:
+    """The tree size a proof is for, and its checkpoint: the latest, or ``size`` (checked)."""
+    if size is None:
+        latest = _latest(view)
+        return latest.size, latest
     have = view.size()
     if size > have:
         raise BadRequest(
             f"'{name}' is {size} but the tree has only {have} leaves",
             details={"field": name, "tree_size": have},
         )
-    return size
+    return size, view.checkpoint_at(size)
 
 
 @dataclass
@@ -82,25 +86,18 @@ class IntegrityService:
         seq: int = orjson.loads(body)["seq"]
 
         def work(view: TreeView) -> dict[str, Any]:
-            checkpoint: CheckpointRecord | None
-            if size is None:
-                checkpoint = _latest(view)
-                tree_size = checkpoint.size
-                if seq >= tree_size:
-                    raise NotFound(
-                        f"event '{event_id}' (seq {seq}) is not in the latest checkpoint"
-                        f" (size {tree_size}) yet; retry within"
-                        " TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS"
-                    )
-            else:
-                tree_size = _checked_size(view, "size", size)
-                if seq >= tree_size:
-                    raise BadRequest(
-                        f"event '{event_id}' has seq {seq}, so it is not in a tree of size"
-                        f" {tree_size}",
-                        details={"field": "size", "seq": seq},
-                    )
-                checkpoint = view.checkpoint_at(tree_size)
+            tree_size, checkpoint = _target(view, "size", size)
+            if seq >= tree_size and size is None:
+                raise NotFound(
+                    f"event '{event_id}' (seq {seq}) is not in the latest checkpoint"
+                    f" (size {tree_size}) yet; retry within"
+                    " TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS"
+                )
+            if seq >= tree_size:
+                raise BadRequest(
+                    f"event '{event_id}' has seq {seq}, so it is not in a tree of size {tree_size}",
+                    details={"field": "size", "seq": seq},
+                )
             proof, leaf, root = proofs.inclusion(view, seq, tree_size)
             return {
                 "id": event_id,
@@ -117,13 +114,7 @@ class IntegrityService:
 
     async def consistency(self, tenant_id: str, first: int, second: int | None) -> dict[str, Any]:
         def work(view: TreeView) -> dict[str, Any]:
-            checkpoint: CheckpointRecord | None
-            if second is None:
-                checkpoint = _latest(view)
-                to_size = checkpoint.size
-            else:
-                to_size = _checked_size(view, "to", second)
-                checkpoint = view.checkpoint_at(to_size)
+            to_size, checkpoint = _target(view, "to", second)
             if first > to_size:
                 raise BadRequest(
                     f"'from' ({first}) is larger than 'to' ({to_size}): a log never shrinks",
