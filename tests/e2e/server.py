@@ -114,3 +114,18 @@ def all_events(url: str, token: str) -> list[dict[str, Any]]:
             cursor = body["next_cursor"]
             if not cursor:
                 return out
+
+
+def wait_checkpoint(url: str, token: str, size: int, timeout: float = 20.0) -> dict[str, Any]:
+    """The latest checkpoint (JSON) once it covers ``size`` events; the signer runs every
+    TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS."""
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(f"{url}/v1/checkpoint", headers=headers, timeout=10)
+        if r.status_code == 200 and r.json()["tree_size"] >= size:
+            found: dict[str, Any] = r.json()
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no checkpoint covering {size} events: {r.text[:300]}")
+        time.sleep(0.05)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import Server, all_events
+from tests.e2e.server import Server, all_events, wait_checkpoint
 from trailkeep.kit import merkle
 from trailkeep.kit.canonical import canonical_json
 from trailkeep.kit.tiles import TILE_WIDTH, TileNodes, tile_path
@@ -74,7 +74,7 @@ def test_sigkill_loses_no_acknowledged_event(
         t.start()
     time.sleep(1.0 + round_no * 0.7)
     # A checkpoint signed before the crash, which the log must go on extending.
-    before = _checkpoint(server.url, seeded["a_reader"], 1)
+    before = wait_checkpoint(server.url, seeded["a_reader"], 1)
     time.sleep(0.5)
     server.kill()  # SIGKILL, mid-stream
     stop.set()
@@ -110,18 +110,6 @@ def _get(url: str, token: str, path: str) -> httpx.Response:
     return httpx.get(url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
-def _checkpoint(url: str, token: str, size: int) -> dict[str, Any]:
-    """The latest checkpoint once it covers ``size`` leaves (the signer runs every second)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        r = _get(url, token, "/v1/checkpoint")
-        if r.status_code == 200 and r.json()["tree_size"] >= size:
-            found: dict[str, Any] = r.json()
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"no checkpoint covering {size}: {r.text}")
-
-
 def _assert_tree_matches(url: str, token: str, tenant: str, stored: list[dict[str, Any]]) -> None:
     """Stored tiles == tree recomputed from the stored events == the signed checkpoint."""
     events = sorted(stored, key=lambda e: e["seq"])
@@ -136,13 +124,13 @@ def _assert_tree_matches(url: str, token: str, tenant: str, stored: list[dict[st
 
     assert merkle.root_from_nodes(size, TileNodes(tile)) == recomputed
     # After the restart the signer catches up: its checkpoint is the recomputed tree.
-    checkpoint = _checkpoint(url, token, size)
+    checkpoint = wait_checkpoint(url, token, size)
     assert checkpoint["tree_size"] == size
     assert base64.b64decode(checkpoint["root_hash"]) == recomputed
 
 
 def _assert_extends(url: str, token: str, before: dict[str, Any]) -> None:
-    after = _checkpoint(url, token, before["tree_size"])
+    after = wait_checkpoint(url, token, before["tree_size"])
     query = f"from={before['tree_size']}&to={after['tree_size']}"
     r = _get(url, token, f"/v1/proofs/consistency?{query}")
     assert r.status_code == 200, r.text

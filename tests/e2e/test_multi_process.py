@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import psycopg
 import pytest
 
 from tests import backends
-from tests.e2e.server import Server, all_events, free_port
+from tests.e2e.server import Server, all_events, free_port, wait_checkpoint
 from trailkeep.integrity.checkpoint import open_checkpoint
 from trailkeep.integrity.note import parse_verifier
 from trailkeep.kit import merkle
@@ -119,12 +118,8 @@ def _assert_every_checkpoint_is_a_prefix(
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     leaves = [merkle.leaf_hash(canonical_json(e)) for e in sorted(stored, key=lambda e: e["seq"])]
-    deadline = time.monotonic() + 15
-    while True:  # both processes catch up with the whole tree
-        latest = [httpx.get(f"{u}/v1/checkpoint", headers=headers).json() for u in urls]
-        if all(c.get("tree_size") == len(leaves) for c in latest) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    # Both processes catch up with the whole tree.
+    latest = [wait_checkpoint(u, token, len(leaves)) for u in urls]
     assert [c["tree_size"] for c in latest] == [len(leaves)] * 2
     vkey = httpx.get(f"{urls[0]}/v1/integrity/key", headers=headers).json()["vkey"]
     verifier = parse_verifier(vkey)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.server import Server, all_events
+from tests.e2e.server import Server, all_events, wait_checkpoint
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
 from trailkeep.integrity.keys import LogKey
 from trailkeep.integrity.note import generate_signer, parse_signer
@@ -39,15 +38,11 @@ def ingest(server: Server, token: str, count: int) -> None:
 
 
 def wait_for_checkpoint(server: Server, token: str, size: int) -> str:
-    """The signed note once the latest checkpoint covers ``size`` events."""
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/plain"}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        r = httpx.get(f"{server.url}/v1/checkpoint", headers=headers)
-        if r.status_code == 200 and r.text.split("\n")[1] == str(size):
-            return r.text
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint of size {size} within 20 s")
+    """The signed note of the checkpoint of exactly ``size`` events."""
+    checkpoint = wait_checkpoint(server.url, token, size)
+    assert checkpoint["tree_size"] == size, checkpoint
+    note: str = checkpoint["note"]
+    return note
 
 
 def vkey_of(server: Server, token: str, path: Path) -> Path:
