@@ -2,7 +2,9 @@
 
 Writes run in the writer's group transaction (``TreeAppender``), so a tenant's tiles
 always describe exactly its stored events: a crash at any instant leaves both or
-neither. Reads are single statements, hence consistent snapshots on both backends.
+neither. Each read is one statement, so it sees one consistent state; several reads in a
+row (``SqlTreeView``) may see the tree grow in between, which is harmless because it only
+grows: a later read extends what an earlier one saw.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class TreeAppender:
     With ``cache=True`` (SQLite: one writer per database) frontiers stay in memory
     between groups and must be dropped with ``clear()`` whenever a transaction fails.
     Without (PostgreSQL: several processes may write) each group reads them afresh
-    under the tenant_seqs locks it already holds.
+    under the tenant_seqs locks it already holds, and passes them in as ``loaded``.
     """
 
     def __init__(self, *, cache: bool) -> None:
