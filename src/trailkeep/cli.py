@@ -17,6 +17,7 @@ from rich.table import Table
 
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
+from trailkeep.cli_search import search as search_command
 from trailkeep.cli_verify import verify as verify_command
 from trailkeep.config import ConfigError, Settings
 from trailkeep.errors import TrailkeepError
@@ -373,6 +374,7 @@ def key_revoke(
 
 
 app.command("verify")(verify_command)
+app.command("search", context_settings={"ignore_unknown_options": True})(search_command)
 
 
 def main() -> None:
