@@ -190,8 +190,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """``@pytest.mark.settings(name=value)`` on a test overrides settings for it."""
+    marker = request.node.get_closest_marker("settings")
+    return make_settings(tmp_path, **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from trailkeep.integrity.keys import load_log_key
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.integrity.signing import CheckpointSigner
 from trailkeep.services import Services
+from trailkeep.stats import routes as stats_routes
+from trailkeep.stats.service import StatsService
 from trailkeep.store.base import Store
 from trailkeep.store.sqlite import SqliteStore
 from trailkeep.tenants import routes as tenant_routes
@@ -51,6 +53,7 @@ def build_store(settings: Settings) -> Store:
                 db,
                 connect_timeout_s=settings.pg_connect_timeout_seconds,
                 statement_timeout_ms=settings.pg_statement_timeout_ms,
+                read_timeout_ms=settings.query_timeout_ms,
                 pool_size=settings.pg_pool_size,
             ),
             partitions_ahead_months=settings.pg_partitions_ahead_months,
@@ -63,6 +66,7 @@ def build_store(settings: Settings) -> Store:
         db.sqlite_path,
         synchronous=settings.sqlite_synchronous,
         cache_mb=settings.sqlite_cache_mb,
+        read_timeout_ms=settings.query_timeout_ms,
         commit_max_events=settings.commit_max_events,
         commit_max_wait_ms=settings.commit_max_wait_ms,
         queue_max=settings.ingest_queue_max,
@@ -104,7 +108,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     key = load_log_key(settings)
     integrity = IntegrityService(store, key)
     signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
-    services = Services(settings, store, auth, tenants, events, integrity)
+    services = Services(settings, store, auth, tenants, events, integrity, StatsService(store))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +144,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(tenant_routes.router)
     app.include_router(key_routes.router)
     app.include_router(integrity_routes.router)
+    app.include_router(stats_routes.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

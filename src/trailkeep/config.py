@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     pg_connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
     # ... and the longest any one statement may run.
     pg_statement_timeout_ms: int = Field(10_000, ge=100)
+    # Searches and stats (both backends): a read running longer is stopped and answered
+    # 400 query_timeout, so no query can hold the database (docs/query-language.md).
+    query_timeout_ms: int = Field(5_000, ge=50, le=600_000)
     # Monthly partitions are created this many months ahead of the current month.
     pg_partitions_ahead_months: int = Field(3, ge=1, le=24)
     ingest_queue_max: int = Field(50_000, ge=1, description="Events waiting; beyond, 503")

@@ -29,6 +29,18 @@ class InvalidCursor(BadRequest):
     code = "invalid_cursor"
 
 
+class BadQuery(BadRequest):
+    """A query (``q=``) that does not parse; ``details.position`` points at the problem."""
+
+    code = "bad_query"
+
+
+class QueryTimeout(BadRequest):
+    """A read that ran past TRAILKEEP_QUERY_TIMEOUT_MS and was stopped by the database."""
+
+    code = "query_timeout"
+
+
 class Unauthenticated(TrailkeepError):
     status = 401
     code = "unauthenticated"

@@ -10,6 +10,7 @@ from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.events.service import EventService
 from trailkeep.integrity.service import IntegrityService
+from trailkeep.stats.service import StatsService
 from trailkeep.store.base import Store
 from trailkeep.tenants.service import TenantService
 
@@ -22,6 +23,7 @@ class Services:
     tenants: TenantService
     events: EventService
     integrity: IntegrityService
+    stats: StatsService
 
 
 async def services(request: Request) -> Services:

@@ -33,10 +33,13 @@ from trailkeep.store.migrate import (
     head_revision,
     upgrade,
 )
+from trailkeep.store.rollup_specs import ROLLUPS
 from trailkeep.store.schema import metadata_for
 from trailkeep.store.urls import DatabaseUrl, parse_database_url
 
 _PARTITION = re.compile(r"^(events|event_targets)_p\d{6}$")
+# SQLite's FTS5 table and its shadow tables: made by SQL in the migration, not in Core.
+_FTS5 = re.compile(r"^events_fts(_data|_idx|_content|_docsize|_config)?$")
 
 
 def _db(tmp_path: Path) -> DatabaseUrl:
@@ -47,7 +50,9 @@ def _db(tmp_path: Path) -> DatabaseUrl:
 
 def _include(name: str | None, type_: str, _parent: Any) -> bool:
     # Monthly partitions are made by the running service, not by migrations.
-    return not (type_ == "table" and name is not None and _PARTITION.match(name))
+    return not (
+        type_ == "table" and name is not None and (_PARTITION.match(name) or _FTS5.match(name))
+    )
 
 
 def test_models_and_migrations_agree(tmp_path: Path) -> None:
@@ -129,6 +134,11 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     conn.execute("DROP TABLE alembic_version")
     conn.execute("DROP TABLE merkle_tiles")  # 0.1 had no Merkle tree ...
     conn.execute("DROP TABLE checkpoints")
+    conn.execute("DROP TABLE events_fts")  # ... no full-text search, no stats ...
+    for spec in ROLLUPS:
+        conn.execute(f"DROP TABLE {spec.table}")
+    conn.execute("DROP INDEX ux_tenants_num")
+    conn.execute("ALTER TABLE tenants DROP COLUMN num")
     conn.execute("CREATE TABLE schema_info (version INTEGER PRIMARY KEY)")
     conn.execute("INSERT INTO schema_info VALUES (1)")
     conn.execute("INSERT INTO tenants VALUES ('kept', 'Kept', NULL, 0, 1, 1)")
@@ -155,6 +165,10 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     frontier = tree_sql.load_frontier(conn, "kept")
     assert frontier.size == 300
     assert frontier.root() == merkle.root_from_leaf_hashes([merkle.leaf_hash(b) for b in stored])
+    # 0003 indexed the stored events' text and counted them into the rollups.
+    assert conn.execute("SELECT COUNT(*) FROM events_fts").fetchone() == (300,)
+    assert conn.execute("SELECT SUM(n) FROM stats_daily").fetchone() == (300,)
+    assert conn.execute("SELECT num FROM tenants").fetchall() == [(1,)]
     conn.close()
 
 

@@ -12,15 +12,24 @@ from trailkeep.auth.principal import Permission
 from trailkeep.errors import BadRequest
 from trailkeep.events.docs_models import BatchResult, ErrorBody, EventPage, StoredEvent
 from trailkeep.events.parsing import parse_event
-from trailkeep.events.schema import SEVERITY_RANK, canonical_severity, unknown_severity
+from trailkeep.events.schema import SEVERITIES, SEVERITY_RANK, canonical_severity, unknown_severity
 from trailkeep.events.service import ItemOutcome
 from trailkeep.http.body import read_body
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.responses import JSONBytes, json_response
 from trailkeep.kit.jsonutil import dumps
+from trailkeep.kit.query_ast import (
+    OccurredRange,
+    SeverityMatch,
+    Term,
+    TextMatch,
+    TextValue,
+)
+from trailkeep.kit.query_ast import Query as QueryTerms
 from trailkeep.kit.text import check_text
-from trailkeep.kit.timeutil import to_us
-from trailkeep.store.models import EventFilter
+from trailkeep.kit.timeutil import now_us, to_us
+from trailkeep.query.compile import event_filter
+from trailkeep.query.request import parse_request_query
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -146,8 +155,7 @@ def _text_param(name: str, value: str | None) -> str | None:
         raise BadRequest(f"query parameter '{name}' {exc}") from None
 
 
-def build_filter(
-    tenant_id: str,
+def legacy_terms(
     *,
     occurred_after: AwareDatetime | None,
     occurred_before: AwareDatetime | None,
@@ -157,47 +165,56 @@ def build_filter(
     target_id: str | None,
     severity: str | None,
     outcome: str | None,
-) -> EventFilter:
-    exact = prefix = None
+) -> list[Term]:
+    """The separate filter parameters of GET /v1/events, as query terms (ANDed with q)."""
+    terms: list[Term] = []
+    if occurred_after is not None or occurred_before is not None:
+        terms.append(
+            OccurredRange(
+                to_us(occurred_after) if occurred_after else None,
+                to_us(occurred_before) if occurred_before else None,
+            )
+        )
     action = _text_param("action", action)
     if action is not None:
-        if action.endswith("*"):
-            prefix = action.rstrip("*")
-            if not prefix:
-                raise BadRequest("query parameter 'action' needs at least one character before *")
-        else:
-            exact = action
-    min_severity = None
+        prefix = action.endswith("*")
+        value = action.rstrip("*") if prefix else action
+        if not value:
+            raise BadRequest("query parameter 'action' needs at least one character before *")
+        terms.append(TextMatch("action", (TextValue(value, prefix),)))
+    actor_id = _text_param("actor_id", actor_id)
+    if actor_id is not None:
+        terms.append(TextMatch("actor.id", (TextValue(actor_id),)))
     if severity is not None:
         name = canonical_severity(severity)
         if name is None:
             raise BadRequest(unknown_severity(severity))
-        min_severity = SEVERITY_RANK[name]
-    if outcome is not None and outcome not in ("success", "failure"):
-        raise BadRequest("query parameter 'outcome' must be 'success' or 'failure'")
+        terms.append(SeverityMatch(tuple(range(SEVERITY_RANK[name], len(SEVERITIES)))))
+    if outcome is not None:
+        if outcome not in ("success", "failure"):
+            raise BadRequest("query parameter 'outcome' must be 'success' or 'failure'")
+        terms.append(TextMatch("outcome", (TextValue(outcome),)))
+    target_type = _text_param("target_type", target_type)
+    target_id = _text_param("target_id", target_id)
     if target_id is not None and target_type is None:
         raise BadRequest("query parameter 'target_id' needs 'target_type' too")
-    return EventFilter(
-        tenant_id=tenant_id,
-        occurred_from=to_us(occurred_after) if occurred_after else None,
-        occurred_to=to_us(occurred_before) if occurred_before else None,
-        actor_id=_text_param("actor_id", actor_id),
-        action=exact,
-        action_prefix=prefix,
-        target_type=_text_param("target_type", target_type),
-        target_id=_text_param("target_id", target_id),
-        min_severity=min_severity,
-        outcome=outcome,
-    )
+    if target_type is not None:
+        terms.append(TextMatch("target.type", (TextValue(target_type),)))
+    if target_id is not None:
+        terms.append(TextMatch("target.id", (TextValue(target_id),)))
+    return terms
 
 
 @router.get(
     "/events",
     summary="List events, newest first",
     description=(
-        "Filters combine with AND. `action` is exact, or a prefix when it ends with `*` "
-        "(`user.*`). `severity` is a minimum. Pages are keyset-paginated: pass "
-        "`next_cursor` back as `cursor` with the same filters."
+        "`q` is a query in Trailkeep's query language (docs/query-language.md), e.g. "
+        '`action:user.* severity>=WARNING "disk full"`; a query that does not parse is '
+        "a 400 `bad_query` whose `details.position` points at the problem. The separate "
+        "filters below combine with `q` and each other by AND. `action` is exact, or a "
+        "prefix when it ends with `*` (`user.*`). `severity` is a minimum. Pages are "
+        "keyset-paginated: pass `next_cursor` back as `cursor` with the same filters."
     ),
     response_model=EventPage,
     responses=_ERRORS,
@@ -206,6 +223,10 @@ async def list_events(
     principal: CurrentPrincipal,
     svc: ServicesDep,
     tenant_id: Annotated[str | None, Query(description="Platform admins only")] = None,
+    q: Annotated[
+        str | None,
+        Query(description="Query language", examples=["action:user.* severity>=WARNING"]),
+    ] = None,
     occurred_after: Annotated[
         AwareDatetime | None, Query(description="Inclusive, RFC 3339 with offset")
     ] = None,
@@ -222,8 +243,8 @@ async def list_events(
     scoped = principal.scope(Permission.READ, tenant_id)
     if principal.is_platform_admin:
         await svc.tenants.require_exists(scoped)
-    flt = build_filter(
-        scoped,
+    resolved_at = svc.events.cursor_now(cursor) or now_us()
+    terms = legacy_terms(
         occurred_after=occurred_after,
         occurred_before=occurred_before,
         actor_id=actor_id,
@@ -233,7 +254,9 @@ async def list_events(
         severity=severity,
         outcome=outcome,
     )
-    page = await svc.events.list(flt, cursor, limit)
+    query = parse_request_query(q, resolved_at)
+    flt = event_filter(scoped, QueryTerms((*terms, *query.terms)))
+    page = await svc.events.list(flt, cursor, limit, resolved_at)
     # Stored bodies are spliced in as they are: no parse, no re-serialization.
     body = b'{"data":[' + b",".join(r.body for r in page.rows) + b'],"next_cursor":'
     body += dumps(page.next_cursor) + b"}"

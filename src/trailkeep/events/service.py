@@ -186,11 +186,19 @@ class EventService:
             raise NotFound(f"event '{event_id}' not found")
         return body
 
-    async def list(self, flt: EventFilter, cursor: str | None, limit: int) -> Page:
+    def cursor_now(self, cursor: str | None) -> int | None:
+        """The time relative times resolve against on a page after the first."""
+        return self._cursors.pinned_now(cursor) if cursor else None
+
+    async def list(
+        self, flt: EventFilter, cursor: str | None, limit: int, resolved_at: int = 0
+    ) -> Page:
         after = self._cursors.decode(flt, cursor) if cursor else None
         rows = await self._store.list_events(flt, after, limit)
         next_cursor = None
         if len(rows) == limit:
             last = rows[-1]
-            next_cursor = self._cursors.encode(flt, PageKey(last.occurred_at, last.seq))
+            next_cursor = self._cursors.encode(
+                flt, PageKey(last.occurred_at, last.seq), resolved_at
+            )
         return Page(rows, next_cursor)

@@ -20,8 +20,7 @@ from trailkeep.events.schema import (
     canonical_severity,
     unknown_severity,
 )
-
-from .ast import (
+from trailkeep.kit.query_ast import (
     FIELDS,
     METADATA_PREFIX,
     IpMatch,
@@ -33,6 +32,7 @@ from .ast import (
     TextMatch,
     TextValue,
 )
+
 from .times import check_bound, resolve_time
 
 ORDERED = ("severity", "occurred")  # the fields that take > >= < <= =

@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .ast import Phrase, Query, QueryError, Term, Word
+from trailkeep.kit.query_ast import Phrase, Query, QueryError, Term, Word
+
 from .fields import ORDERED, RawValue, build_term, resolve_field
 
 

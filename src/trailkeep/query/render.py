@@ -9,9 +9,7 @@ both parse back to the exact same bound because a bound is always an interval's 
 from __future__ import annotations
 
 from trailkeep.events.schema import SEVERITIES
-from trailkeep.kit.timeutil import format_us
-
-from .ast import (
+from trailkeep.kit.query_ast import (
     IpMatch,
     IpNetwork,
     OccurredRange,
@@ -22,6 +20,8 @@ from .ast import (
     TextMatch,
     Word,
 )
+from trailkeep.kit.timeutil import format_us
+
 from .times import DAY_US
 
 # A value containing any of these (or whitespace) must be quoted to parse back whole.

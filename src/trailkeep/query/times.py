@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+from trailkeep.kit.query_ast import QueryError
 from trailkeep.kit.timeutil import to_us
-
-from .ast import QueryError
 
 DAY_US = 86_400_000_000
 # Every bound the parser hands on must be a time datetime can represent, so a backend,

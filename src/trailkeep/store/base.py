@@ -14,6 +14,8 @@ from trailkeep.store.models import (
     EventFilter,
     EventRow,
     PageKey,
+    StatsRequest,
+    StatsResult,
     TenantRecord,
     TreeHead,
 )
@@ -55,6 +57,10 @@ class Store(Protocol):
     async def list_events(
         self, flt: EventFilter, after: PageKey | None, limit: int
     ) -> list[EventRow]: ...
+
+    async def stats(self, request: StatsRequest) -> StatsResult:
+        """Counts over time and the top groups (store/stats_reads.py)."""
+        ...
 
     # Merkle trees (kit/tiles.py) and signed checkpoints
     def take_grown_tenants(self) -> set[str]:

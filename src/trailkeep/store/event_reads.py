@@ -17,20 +17,16 @@ ingest maintains one B-tree less per event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from trailkeep.store.conditions import ConditionSql, Where, prefix_upper_bound
 from trailkeep.store.models import EventFilter, EventRow, PageKey
 from trailkeep.store.sql import SqlConnection
 
 MAX_BRANCHES = 64  # more distinct values than this: filter rows on the time index
 _SEVERITY_LEVELS = 6
 _OUTCOMES = ("success", "failure")
-
-
-def prefix_upper_bound(prefix: str) -> str:
-    """The smallest string greater than every string starting with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +38,10 @@ class ReadDialect:
 
     def hint(self, index: str) -> str:
         return f" INDEXED BY {index}" if self.index_hints else ""
+
+    @property
+    def conditions(self) -> ConditionSql:
+        return ConditionSql(postgres=self.partitioned)
 
 
 def get_event(
@@ -59,29 +59,12 @@ def get_event(
     return None if row is None else bytes(row[0])
 
 
-@dataclass
-class _Where:
-    sql: list[str] = field(default_factory=list)
-    args: list[Any] = field(default_factory=list)
-
-    def add(self, sql: str, *args: Any) -> None:
-        self.sql.append(sql)
-        self.args.extend(args)
-
-    def extend(self, other: _Where) -> None:
-        self.sql += other.sql
-        self.args += other.args
-
-    def text(self) -> str:
-        return " AND ".join(self.sql)
-
-
 @dataclass(frozen=True)
 class _Plan:
     index: str  # index of events to walk, or "targets"
     columns: tuple[str, ...]  # the equality columns of that index
     values: tuple[tuple[Any, ...], ...]  # one branch per tuple of values for ``columns``
-    residual: _Where  # filters checked on each row
+    residual: Where  # filters checked on each row
 
 
 # A loose index scan: each step finds the next action above the previous one.
@@ -132,13 +115,18 @@ def _distinct_actions(
 
 def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
     if flt.target_type is not None:
-        return _Plan("targets", (), ((),), _residual(flt, set()))
+        return _Plan("targets", (), ((),), residual_of(dialect, flt, {"target"}))
     if flt.actor_id is not None:
         return _Plan(
-            "ix_events_actor", ("actor_id",), ((flt.actor_id,),), _residual(flt, {"actor_id"})
+            "ix_events_actor",
+            ("actor_id",),
+            ((flt.actor_id,),),
+            residual_of(dialect, flt, {"actor_id"}),
         )
     if flt.action is not None:
-        return _Plan("ix_events_action", ("action",), ((flt.action,),), _residual(flt, {"action"}))
+        return _Plan(
+            "ix_events_action", ("action",), ((flt.action,),), residual_of(dialect, flt, {"action"})
+        )
     if flt.action_prefix:
         actions = _distinct_actions(conn, dialect, flt.tenant_id, flt.action_prefix)
         if actions is not None:
@@ -146,7 +134,7 @@ def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
                 "ix_events_action",
                 ("action",),
                 tuple((a,) for a in actions),
-                _residual(flt, {"prefix"}),
+                residual_of(dialect, flt, {"prefix"}),
             )
     if flt.min_severity is not None or flt.outcome is not None:
         # One index serves both: a branch per (severity, outcome) pair that matches.
@@ -157,14 +145,14 @@ def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
             "ix_events_level",
             ("severity", "outcome"),
             pairs,
-            _residual(flt, {"severity", "outcome"}),
+            residual_of(dialect, flt, {"severity", "outcome"}),
         )
-    return _Plan("ix_events_time", (), ((),), _residual(flt, set()))
+    return _Plan("ix_events_time", (), ((),), residual_of(dialect, flt, set()))
 
 
-def _residual(flt: EventFilter, answered: set[str]) -> _Where:
+def residual_of(dialect: ReadDialect, flt: EventFilter, answered: set[str]) -> Where:
     """Filters not answered by the driving index, checked row by row."""
-    where = _Where()
+    where = Where()
     if flt.actor_id is not None and "actor_id" not in answered:
         where.add("e.actor_id = ?", flt.actor_id)
     if flt.action is not None and "action" not in answered:
@@ -179,11 +167,22 @@ def _residual(flt: EventFilter, answered: set[str]) -> _Where:
         where.add("e.severity >= ?", flt.min_severity)
     if flt.outcome is not None and "outcome" not in answered:
         where.add("e.outcome = ?", flt.outcome)
+    if flt.target_type is not None and "target" not in answered:
+        where.add(
+            "EXISTS (SELECT 1 FROM event_targets t WHERE t.tenant_id = e.tenant_id"
+            " AND t.target_type = ?"
+            + (" AND t.target_id = ?" if flt.target_id is not None else "")
+            + " AND t.occurred_at = e.occurred_at AND t.seq = e.seq)",
+            flt.target_type,
+            *(() if flt.target_id is None else (flt.target_id,)),
+        )
+    if flt.conditions:
+        where.extend(dialect.conditions.compile(flt.conditions))
     return where
 
 
-def _order_bounds(flt: EventFilter, after: PageKey | None, alias: str) -> _Where:
-    where = _Where()
+def order_bounds(flt: EventFilter, after: PageKey | None, alias: str) -> Where:
+    where = Where()
     if flt.occurred_from is not None:
         where.add(f"{alias}.occurred_at >= ?", flt.occurred_from)
     if flt.occurred_to is not None:
@@ -200,16 +199,16 @@ def _target_query(
 
     PostgreSQL's planner prices a join to every monthly partition per row too high and
     may scan a whole partition instead; its bodies (and the residual filters) are
-    fetched afterwards by key, see _bodies.
+    fetched afterwards by key, see bodies_at.
     """
-    where = _Where()
+    where = Where()
     where.add("t.tenant_id = ?", flt.tenant_id)
     where.add("t.target_type = ?", flt.target_type)
     source = f"event_targets t{dialect.hint('ix_targets_type')}"
     if flt.target_id is not None:
         where.add("t.target_id = ?", flt.target_id)
         source = "event_targets t"  # its primary key leads with (type, id)
-    where.extend(_order_bounds(flt, after, "t"))
+    where.extend(order_bounds(flt, after, "t"))
     order = "ORDER BY t.occurred_at DESC, t.seq DESC LIMIT ?"
     if dialect.partitioned:
         sql = f"SELECT t.occurred_at, t.seq FROM {source} WHERE {where.text()} {order}"
@@ -223,25 +222,25 @@ def _target_query(
     return sql, [*where.args, limit]
 
 
-def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) -> _Where:
-    where = _Where()
+def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) -> Where:
+    where = Where()
     where.add("e.tenant_id = ?", flt.tenant_id)
     for column, one in zip(plan.columns, value, strict=True):
         where.add(f"e.{column} = ?", one)
-    where.extend(_order_bounds(flt, after, "e"))
+    where.extend(order_bounds(flt, after, "e"))
     where.extend(plan.residual)
     return where
 
 
-def _bodies(
+def bodies_at(
     conn: SqlConnection,
     dialect: ReadDialect,
     tenant_id: str,
     keys: list[tuple[int, int]],
-    residual: _Where | None = None,
+    residual: Where | None = None,
 ) -> dict[int, bytes]:
     """The bodies of the events at ``keys`` (occurred_at, seq) that pass ``residual``."""
-    where = _Where()
+    where = Where()
     where.add("e.tenant_id = ?", tenant_id)
     if dialect.partitioned:
         pairs = ",".join(["(?, ?)"] * len(keys))
@@ -268,6 +267,7 @@ def _page(
     plan: _Plan,
     after: PageKey | None,
     limit: int,
+    with_bodies: bool = True,
 ) -> _Fetched:
     if not plan.values:
         return _Fetched([], None, True)  # e.g. an action prefix that no stored action has
@@ -278,14 +278,15 @@ def _page(
         exhausted = len(found) < limit
         if dialect.partitioned and found:
             keys = [(row[0], row[1]) for row in found]
-            bodies = _bodies(conn, dialect, flt.tenant_id, keys, plan.residual)
+            bodies = bodies_at(conn, dialect, flt.tenant_id, keys, plan.residual)
             found = [(at, seq, bodies[seq]) for at, seq in keys if seq in bodies]
         return _Fetched(found, last, exhausted)
     order = "ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
     if len(plan.values) == 1:
         where = _branch(flt, plan, plan.values[0], after)
+        body = ", e.body" if with_bodies else ", NULL"
         sql = (
-            f"SELECT e.occurred_at, e.seq, e.body FROM events e{dialect.hint(plan.index)}"
+            f"SELECT e.occurred_at, e.seq{body} FROM events e{dialect.hint(plan.index)}"
             f" WHERE {where.text()} {order}"
         )
         return _Fetched(conn.execute(sql, [*where.args, limit]).fetchall(), None, True)
@@ -307,7 +308,9 @@ def _page(
     keys = [(row[0], row[1]) for row in conn.execute(sql, [*args, limit]).fetchall()]
     if not keys:
         return _Fetched([], None, True)
-    bodies = _bodies(conn, dialect, flt.tenant_id, keys)
+    if not with_bodies:
+        return _Fetched([(at, seq, b"") for at, seq in keys], None, True)
+    bodies = bodies_at(conn, dialect, flt.tenant_id, keys)
     return _Fetched([(at, seq, bodies[seq]) for at, seq in keys], None, True)
 
 
@@ -317,20 +320,30 @@ def list_events(
     flt: EventFilter,
     after: PageKey | None,
     limit: int,
+    with_bodies: bool = True,
 ) -> list[EventRow]:
+    """The page after ``after``, newest first. ``with_bodies=False``: keys only (the
+    rows' ``body`` is empty), for the full-text search's probe (search_reads.py)."""
+    if flt.impossible:
+        return []
+    if flt.text:
+        # Imported here: search_reads builds on this module's pages.
+        from trailkeep.store.search_reads import search_events
+
+        return search_events(conn, dialect, flt, after, limit)
     plan = _plan(conn, dialect, flt)
     rows: list[EventRow] = []
     seen: set[int] = set()
     cursor = after
     scan = limit
     while len(rows) < limit:
-        fetched = _page(conn, dialect, flt, plan, cursor, scan)
+        fetched = _page(conn, dialect, flt, plan, cursor, scan, with_bodies)
         for occurred_at, seq, body in fetched.rows:
             # With a target-type filter, one event with two targets of that type is
             # found twice; keep it once.
             if seq not in seen:
                 seen.add(seq)
-                rows.append(EventRow(occurred_at, seq, bytes(body)))
+                rows.append(EventRow(occurred_at, seq, bytes(body or b"")))
         if fetched.exhausted or fetched.last is None:
             break
         # Only target pages come back short but not exhausted (duplicates, or rows

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from trailkeep.kit.fulltext import TextSearch
+from trailkeep.kit.query_ast import Term
+
 AppendStatus = Literal["created", "duplicate", "conflict"]
 
 
@@ -55,6 +58,12 @@ class EventFilter:
     target_id: str | None = None
     min_severity: int | None = None
     outcome: str | None = None
+    # Query terms none of the fields above expresses, checked row by row
+    # (store/conditions.py), and full-text conditions (store/search_reads.py).
+    conditions: tuple[Term, ...] = ()
+    text: tuple[TextSearch, ...] = ()
+    # A full-text condition with no indexed token: nothing can match.
+    impossible: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -111,3 +120,31 @@ class TreeHead:
 
     size: int
     root_hash: bytes
+
+
+StatsGroup = Literal["action", "severity", "outcome", "actor", "target_type"]
+
+
+@dataclass(slots=True, frozen=True)
+class StatsRequest:
+    """Counts of events matching ``flt`` in [start, end), per bucket of ``width_us``.
+
+    ``start`` and ``end`` are multiples of ``width_us`` (the window of whole buckets);
+    ``flt``'s own occurred bounds are the same window.
+    """
+
+    flt: EventFilter
+    group_by: StatsGroup
+    width_us: int
+    start: int
+    end: int
+    top: int
+
+
+@dataclass(slots=True, frozen=True)
+class StatsResult:
+    source: Literal["rollup", "scan"]
+    total: int
+    top: list[tuple[Any, int]]  # (group key, count), largest first
+    totals: dict[int, int]  # bucket start -> count (buckets without events absent)
+    by_group: dict[tuple[int, Any], int]  # (bucket start, top key) -> count

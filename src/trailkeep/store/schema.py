@@ -32,7 +32,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
+from trailkeep.store.rollup_specs import ROLLUPS
 from trailkeep.store.urls import Backend
 
 # PostgreSQL compares text by the database's locale unless told otherwise; the range
@@ -61,6 +63,13 @@ def _define(backend: Backend) -> MetaData:
         ]
     )
 
+    # SQLite: a small number per tenant, the high bits of its full-text rowids
+    # (store/search_reads.py); PostgreSQL keeps its full-text index in events.
+    tenant_num: list[Any] = (
+        []
+        if pg
+        else [Column("num", Integer, nullable=True), Index("ux_tenants_num", "num", unique=True)]
+    )
     Table(
         "tenants",
         md,
@@ -70,6 +79,7 @@ def _define(backend: Backend) -> MetaData:
         Column("legal_hold", Boolean, nullable=False, default=False),
         Column("created_at", BigInteger, nullable=False),
         Column("updated_at", BigInteger, nullable=False),
+        *tenant_num,
     )
     Table(
         "api_keys",
@@ -89,6 +99,16 @@ def _define(backend: Backend) -> MetaData:
     # PostgreSQL the partition key must be part of it, and (tenant, occurred_at, seq)
     # is also the "newest first" index.
     events_key = ("tenant_id", "occurred_at", "seq") if pg else ("tenant_id", "seq")
+    # PostgreSQL's full-text index: kit/fulltext.py's tokens as a tsvector, GIN-indexed.
+    # SQLite's is the FTS5 table events_fts, made by the migration (not a Core table).
+    search_column: list[Any] = (
+        [
+            Column("search", TSVECTOR, nullable=True),
+            Index("ix_events_search", "search", postgresql_using="gin"),
+        ]
+        if pg
+        else []
+    )
     Table(
         "events",
         md,
@@ -107,6 +127,7 @@ def _define(backend: Backend) -> MetaData:
         # The stored event as RFC 8785 (JCS) JSON: exactly what GET /v1/events/{id}
         # returns, and exactly the bytes its Merkle leaf hashes.
         Column("body", LargeBinary, nullable=False),
+        *search_column,
         PrimaryKeyConstraint(*events_key, name="pk_events"),
         *sqlite_only,
         Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
@@ -158,6 +179,7 @@ def _define(backend: Backend) -> MetaData:
         PrimaryKeyConstraint("tenant_id", "size", name="pk_checkpoints"),
         **clustered,
     )
+    _rollups(md, backend)
     if pg:
         Table(
             "event_ids",
@@ -179,13 +201,46 @@ def _define(backend: Backend) -> MetaData:
     return md
 
 
+def _rollups(md: MetaData, backend: Backend) -> None:
+    """Event counts per tenant, time bucket and dimensions, kept at ingest (rollups.py)."""
+    clustered: dict[str, Any] = {} if backend == "postgresql" else {"sqlite_with_rowid": False}
+    for spec in ROLLUPS:
+        dims = [Column(d, _ROLLUP_TYPES[d](backend), nullable=False) for d in spec.dims]
+        Table(
+            spec.table,
+            md,
+            Column("tenant_id", _text(backend, 64), nullable=False),
+            Column("bucket", BigInteger, nullable=False),
+            *dims,
+            Column("n", BigInteger, nullable=False),
+            PrimaryKeyConstraint("tenant_id", "bucket", *spec.dims, name=f"pk_{spec.table}"),
+            **clustered,
+        )
+
+
+_ROLLUP_TYPES: dict[str, Any] = {
+    "action": lambda b: _text(b, 128),
+    "severity": lambda b: Integer(),
+    "outcome": lambda b: String(8),
+    "actor_id": lambda b: _text(b, 256),
+    "target_type": lambda b: _text(b, 128),
+}
+
+
 sqlite_metadata = _define("sqlite")
 postgres_metadata = _define("postgresql")
 
 # Tables holding a tenant's data, in the order a tenant deletion empties them.
 TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
-    "sqlite": ("api_keys", "event_targets", "events", "merkle_tiles"),
+    "sqlite": (
+        "api_keys",
+        "event_targets",
+        "events",
+        "merkle_tiles",
+        *(spec.table for spec in ROLLUPS),
+    ),
     "postgresql": (
+        *(spec.table for spec in ROLLUPS),
         "api_keys",
         "event_targets",
         "event_ids",

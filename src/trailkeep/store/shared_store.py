@@ -11,7 +11,7 @@ from typing import Any, ClassVar, TypeVar
 
 from trailkeep.errors import StoreUnavailable
 from trailkeep.kit.tiles import TileId
-from trailkeep.store import admin_sql, event_reads, tree_sql
+from trailkeep.store import admin_sql, event_reads, stats_reads, tree_sql
 from trailkeep.store.base import TreeView
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.models import (
@@ -22,6 +22,8 @@ from trailkeep.store.models import (
     EventFilter,
     EventRow,
     PageKey,
+    StatsRequest,
+    StatsResult,
     TenantRecord,
     TreeHead,
 )
@@ -65,6 +67,10 @@ class SharedSqlStore(ABC):
     ) -> list[EventRow]:
         dialect = self.dialect
         return await self._read(lambda c: event_reads.list_events(c, dialect, flt, after, limit))
+
+    async def stats(self, request: StatsRequest) -> StatsResult:
+        dialect = self.dialect
+        return await self._read(lambda c: stats_reads.read_stats(c, dialect, request))
 
     # -- Merkle trees and checkpoints ------------------------------------------------
     def take_grown_tenants(self) -> set[str]:

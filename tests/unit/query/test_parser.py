@@ -8,7 +8,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from trailkeep.query.ast import (
+from trailkeep.kit.query_ast import (
     IpMatch,
     OccurredRange,
     Phrase,

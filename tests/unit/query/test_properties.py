@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trailkeep.events.schema import ACTOR_TYPES
-from trailkeep.query.ast import (
+from trailkeep.kit.query_ast import (
     IpMatch,
     IpNetwork,
     OccurredRange,

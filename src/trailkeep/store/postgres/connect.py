@@ -18,11 +18,13 @@ class PgOptions:
     url: DatabaseUrl
     connect_timeout_s: float = 2.0
     statement_timeout_ms: int = 10_000
+    read_timeout_ms: int = 5_000  # reads: searches and stats (QueryTimeout beyond)
     pool_size: int = 6
 
     def connect_kwargs(self, *, reads: bool = False) -> dict[str, Any]:
         # No statement may hold the database for long, whatever the request.
-        options = f"-c statement_timeout={self.statement_timeout_ms}"
+        timeout = self.read_timeout_ms if reads else self.statement_timeout_ms
+        options = f"-c statement_timeout={timeout}"
         kwargs: dict[str, Any] = {
             "autocommit": True,  # transactions are explicit (conn.transaction())
             "connect_timeout": max(1, round(self.connect_timeout_s)),

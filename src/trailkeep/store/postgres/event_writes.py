@@ -19,17 +19,19 @@ import psycopg
 
 from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
 from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.fulltext_rows import TsvectorBinary, TsvectorBinaryDumper, with_search
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
+from trailkeep.store.rollups import add_to_rollups
 from trailkeep.store.tree_sql import TreeAppender
 
 EVENT_COLUMNS = (
     "tenant_id, seq, id, occurred_at, received_at, action, actor_id, actor_type,"
-    " severity, outcome, request_hash, body"
+    " severity, outcome, request_hash, body, search"
 )
 _EVENT_TYPES = [
     "text", "int8", "text", "int8", "int8", "text", "text", "text", "int4", "text", "bytea",
-    "bytea",
+    "bytea", "tsvector",
 ]  # fmt: skip
 TARGET_COLUMNS = "tenant_id, seq, target_type, target_id, occurred_at"
 _TARGET_TYPES = ["text", "int8", "text", "text", "int8"]
@@ -92,11 +94,14 @@ def insert_stored_rows(
     event_rows: Sequence[tuple[Any, ...]],
     target_rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """COPY finished rows (column order of EVENT_COLUMNS / TARGET_COLUMNS) and their ids.
+    """COPY finished rows (column order of EVENT_COLUMNS without ``search``, and of
+    TARGET_COLUMNS) and their ids; adds each row's full-text tsvector (fulltext_rows.py)
+    and counts the rows into the stats rollups (rollups.py).
 
     Used by the writer, and by the benchmarks for their preloads.
     """
-    copy_rows(conn, "events", EVENT_COLUMNS, _EVENT_TYPES, event_rows)
+    conn.adapters.register_dumper(TsvectorBinary, TsvectorBinaryDumper)
+    copy_rows(conn, "events", EVENT_COLUMNS, _EVENT_TYPES, with_search(event_rows))
     copy_rows(
         conn,
         "event_ids",
@@ -105,6 +110,7 @@ def insert_stored_rows(
         [(r[0], r[1], r[2], r[3]) for r in event_rows],
     )
     copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
+    add_to_rollups(QmarkConnection(conn), event_rows, target_rows)
 
 
 def load_frontiers(conn: psycopg.Connection[Any], sizes: dict[str, int]) -> dict[str, TileFrontier]:

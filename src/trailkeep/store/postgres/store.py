@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg
+import psycopg.errors
 import psycopg_pool
 from anyio import to_thread
 
-from trailkeep.errors import StoreUnavailable
+from trailkeep.errors import QueryTimeout, StoreUnavailable
 from trailkeep.store import admin_sql, event_reads
 from trailkeep.store.group_commit import GroupCommitWriter
 from trailkeep.store.migrate import SchemaError, check_schema
@@ -117,6 +118,13 @@ class PostgresStore(SharedSqlStore):
             raise StoreUnavailable(f"{doing} failed: the database is unreachable", retry_after=1)
         try:
             return await to_thread.run_sync(self._run, fn, transaction)
+        except psycopg.errors.QueryCanceled as exc:
+            if transaction:
+                raise unavailable(exc, doing) from exc
+            raise QueryTimeout(
+                f"the query ran longer than {self.options.read_timeout_ms} ms and was stopped:"
+                " narrow it with an indexed field (action, actor.id, target) or a time range"
+            ) from None
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             if unreachable(exc):
                 self._unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_S

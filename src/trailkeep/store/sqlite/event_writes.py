@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.fulltext_rows import index_sqlite
 from trailkeep.store.models import AppendResult, EventDraft
+from trailkeep.store.rollups import add_to_rollups
 from trailkeep.store.tree_sql import TreeAppender
 
 _INSERT_EVENT = (
@@ -94,10 +96,13 @@ def insert_stored_rows(
 ) -> None:
     """Insert finished rows (the column order of _INSERT_EVENT / _INSERT_TARGET).
 
-    Used by the writer, and by the benchmarks for their raw baseline and preloads.
+    Also indexes their text (fulltext_rows.py) and counts them into the stats rollups
+    (rollups.py). Used by the writer, and by the benchmarks for their preloads.
     """
     insert_rows(conn, _INSERT_EVENT, _EVENT_COLUMNS, event_rows)
     insert_rows(conn, _INSERT_TARGET, _TARGET_COLUMNS, target_rows)
+    index_sqlite(conn, event_rows)
+    add_to_rollups(conn, event_rows, target_rows)
 
 
 @functools.lru_cache(maxsize=64)

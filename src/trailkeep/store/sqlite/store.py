@@ -9,18 +9,23 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from anyio import to_thread
 
-from trailkeep.errors import StoreUnavailable
-from trailkeep.store import event_reads
+from trailkeep.errors import QueryTimeout, StoreUnavailable
+from trailkeep.store import admin_sql, event_reads
+from trailkeep.store.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
+from trailkeep.store.fulltext_rows import TENANT_SHIFT
 from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrate import SchemaError, check_schema
+from trailkeep.store.models import TenantRecord
 from trailkeep.store.schema import TENANT_DATA_TABLES
 from trailkeep.store.shared_store import SharedSqlStore
+from trailkeep.store.sql import SqlConnection
 from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.session import SqliteWriterSession
@@ -45,8 +50,10 @@ class SqliteStore(SharedSqlStore):
         commit_max_wait_ms: float = 0.0,
         queue_max: int = 50_000,
         merkle: bool = True,
+        read_timeout_ms: int = 5_000,
     ) -> None:
         self.path = path
+        self._read_timeout_s = read_timeout_ms / 1000
         self._cache_mb = cache_mb
         self._writer = GroupCommitWriter(
             SqliteWriterSession(path, synchronous=synchronous, cache_mb=cache_mb, merkle=merkle),
@@ -87,11 +94,25 @@ class SqliteStore(SharedSqlStore):
                 conn = self._idle_readers.get_nowait()
             except queue.Empty:
                 conn = open_connection(self.path, cache_mb=self._cache_mb, readonly=True)
+                conn.create_function(SQLITE_IP_FUNCTION, -1, sqlite_ip_in, deterministic=True)
                 with self._readers_lock:
                     self._readers.append(conn)
+            # SQLite has no statement timeout: a progress handler stops a read that
+            # runs past the deadline (checked every few thousand VM steps).
+            deadline = time.monotonic() + self._read_timeout_s
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 20_000)
             try:
                 return fn(conn)
+            except sqlite3.OperationalError as exc:
+                if str(exc) != "interrupted":
+                    raise
+                raise QueryTimeout(
+                    f"the query ran longer than {round(self._read_timeout_s * 1000)} ms and"
+                    " was stopped: narrow it with an indexed field (action, actor.id, target)"
+                    " or a time range"
+                ) from None
             finally:
+                conn.set_progress_handler(None, 0)
                 self._idle_readers.put(conn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -107,3 +128,30 @@ class SqliteStore(SharedSqlStore):
             raise StoreUnavailable(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database write failed: {exc}") from exc
+
+    # -- tenants -------------------------------------------------------------------
+    def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
+        created = admin_sql.insert_tenant(conn, record)
+        if created:
+            # The high bits of the tenant's full-text rowids (store/fulltext_rows.py).
+            conn.execute(
+                "UPDATE tenants SET num = (SELECT COALESCE(MAX(num), 0) + 1 FROM tenants)"
+                " WHERE id = ?",
+                (record.id,),
+            )
+        return created
+
+    async def delete_tenant(self, tenant_id: str) -> bool:
+        tables = self.tenant_data_tables
+
+        def delete(conn: SqlConnection) -> bool:
+            row = conn.execute("SELECT num FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+            if row is not None and row[0] is not None:
+                base = row[0] << TENANT_SHIFT
+                conn.execute(
+                    "DELETE FROM events_fts WHERE rowid >= ? AND rowid < ?",
+                    (base, base + (1 << TENANT_SHIFT)),
+                )
+            return admin_sql.delete_tenant(conn, tenant_id, tables)
+
+        return await self._write(delete)

@@ -1,0 +1,46 @@
+"""Full-text search (FTS5 table events_fts) and the stats rollups.
+
+Each tenant gets a number (tenants.num): the high bits of its rows' FTS rowids. Events
+already stored are indexed and counted (store/search_backfill.py).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from trailkeep.store.rollup_specs import ROLLUPS
+from trailkeep.store.schema import sqlite_metadata
+from trailkeep.store.search_backfill import backfill_rollups, backfill_text, number_tenants
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tenants") as batch:
+        batch.add_column(sa.Column("num", sa.Integer, nullable=True))
+    op.create_index("ux_tenants_num", "tenants", ["num"], unique=True)
+    number_tenants(op.get_bind())
+    # Tokens come pre-made (kit/fulltext.py); "ascii" splits them on spaces only.
+    op.execute(
+        "CREATE VIRTUAL TABLE events_fts USING fts5(terms, tokenize = 'ascii', detail = full)"
+    )
+    for spec in ROLLUPS:
+        sqlite_metadata.tables[spec.table].create(op.get_bind())
+    backfill_rollups(op.get_bind())
+    backfill_text(op.get_bind(), postgres=False)
+
+
+def downgrade() -> None:
+    for spec in ROLLUPS:
+        op.drop_table(spec.table)
+    op.execute("DROP TABLE events_fts")
+    op.drop_index("ux_tenants_num", "tenants")
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("num")

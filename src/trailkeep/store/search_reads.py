@@ -1,0 +1,181 @@
+"""Full-text search pages, newest first, fast for common and rare words alike.
+
+Pages are ordered by (occurred_at, seq); a full-text index orders its matches by its
+own key. Sorting every match of a common word (a quarter of a tenant) to show the
+newest 50 is the slow path this module avoids, in two steps:
+
+1. **Probe.** Walk the newest PROBE_ROWS events that pass the other filters (the page
+   planner's index walk, keys only) and check the text conditions on just those rows.
+   A word in more than ~1 in 40 events fills a page here, whatever its total count.
+2. **Index.** Otherwise the word is rare among recent events: ask the full-text index
+   for every match of the tenant, apply the other filters, sort, and take the page.
+   Rare words have few matches, so this sort is small.
+
+Conditions only negated ("-word") have nothing to look up in an index: the probe walks
+on, PROBE_ROWS at a time, until the page is full (most events match a negation).
+
+SQLite: FTS5 table ``events_fts`` (rowid = tenant number << 40 | seq, column ``terms``
+= kit/fulltext.document_text). The probe checks rows with ``instr`` on ``terms``, the
+index step with MATCH over the tenant's rowid range. PostgreSQL: the ``search``
+tsvector column of events and its GIN index; the probe checks rows with ``@@``, the
+index step reads the GIN index in a MATERIALIZED CTE, so that the generic plan cannot
+swap it for a walk of the time index with a filter (slow when the word is rare).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from trailkeep.kit.fulltext import TextSearch
+from trailkeep.store.conditions import Where
+from trailkeep.store.event_reads import (
+    ReadDialect,
+    bodies_at,
+    list_events,
+    order_bounds,
+    residual_of,
+)
+from trailkeep.store.fulltext_rows import TENANT_SHIFT
+from trailkeep.store.models import EventFilter, EventRow, PageKey
+from trailkeep.store.sql import SqlConnection
+
+PROBE_ROWS = 2000
+_TENANT_BASE = f"(SELECT num FROM tenants WHERE id = ?) << {TENANT_SHIFT}"
+
+
+def fts5_query(text: Sequence[TextSearch]) -> str:
+    """One FTS5 MATCH expression: the positive conditions, then NOT each negated one."""
+    positive = " AND ".join(t.fts5() for t in text if not t.negated)
+    negated = "".join(f" NOT {t.fts5()}" for t in text if t.negated)
+    return f"({positive}){negated}"
+
+
+def tsquery(text: Sequence[TextSearch]) -> str:
+    return " & ".join(("!" if t.negated else "") + f"({t.tsquery()})" for t in text)
+
+
+def _sqlite_row_check(text: Sequence[TextSearch]) -> Where:
+    where = Where()
+    for t in text:
+        where.add(f"instr(f.terms, ?) {'=' if t.negated else '>'} 0", t.sqlite_needle())
+    return where
+
+
+def _matching(
+    conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, keys: list[tuple[int, int]]
+) -> set[int]:
+    """The seqs among ``keys`` whose text matches every condition of ``flt.text``."""
+    if dialect.partitioned:
+        sql = (
+            "SELECT e.seq FROM events e JOIN unnest(CAST(? AS int8[]), CAST(? AS int8[]))"
+            " AS k(occurred_at, seq) ON e.occurred_at = k.occurred_at AND e.seq = k.seq"
+            " WHERE e.tenant_id = ? AND e.search @@ CAST(? AS tsquery)"
+        )
+        args: list[Any] = [[k[0] for k in keys], [k[1] for k in keys]]
+        args += [flt.tenant_id, tsquery(flt.text)]
+    else:
+        check = _sqlite_row_check(flt.text)
+        sql = (
+            f"SELECT f.rowid - b.base FROM (SELECT {_TENANT_BASE} AS base) AS b,"
+            " json_each(?) AS k CROSS JOIN events_fts AS f ON f.rowid = b.base + k.value"
+            f" WHERE {check.text()}"
+        )
+        args = [flt.tenant_id, "[" + ",".join(str(k[1]) for k in keys) + "]", *check.args]
+    return {row[0] for row in conn.execute(sql, args).fetchall()}
+
+
+def _probe(
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    flt: EventFilter,
+    after: PageKey | None,
+    limit: int,
+    rounds: int | None,
+) -> tuple[list[tuple[int, int]], bool]:
+    """Matches among the newest rows passing the other filters: (keys, complete).
+
+    ``complete``: these are all the page's rows (page full, or no rows left).
+    """
+    plain = replace(flt, text=())
+    found: list[tuple[int, int]] = []
+    cursor = after
+    done_rounds = 0
+    while rounds is None or done_rounds < rounds:
+        rows = list_events(conn, dialect, plain, cursor, PROBE_ROWS, with_bodies=False)
+        done_rounds += 1
+        if not rows:
+            return found, True
+        keys = [(r.occurred_at, r.seq) for r in rows]
+        hits = _matching(conn, dialect, flt, keys)
+        found += [k for k in keys if k[1] in hits]
+        if len(found) >= limit:
+            return found[:limit], True
+        if len(rows) < PROBE_ROWS:
+            return found, True
+        cursor = PageKey(*keys[-1])
+    return found, False
+
+
+def _from_index(
+    conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, after: PageKey | None, limit: int
+) -> list[tuple[int, int]]:
+    """The page from the full-text index: every match of the tenant, filtered, sorted."""
+    where = residual_of(dialect, flt, set())
+    where.extend(order_bounds(flt, after, "e"))
+    order = "ORDER BY occurred_at DESC, seq DESC LIMIT ?"
+    if dialect.partitioned:
+        sql = (
+            "WITH m AS MATERIALIZED (SELECT e.occurred_at, e.seq FROM events e"
+            f" WHERE e.tenant_id = ? AND e.search @@ CAST(? AS tsquery) AND {where.text()})"
+            f" SELECT occurred_at, seq FROM m {order}"
+        )
+        args: list[Any] = [flt.tenant_id, tsquery(flt.text), *where.args, limit]
+    else:
+        sql = (
+            "SELECT e.occurred_at, e.seq FROM events e WHERE e.tenant_id = ? AND e.seq IN"
+            f" (SELECT f.rowid - b.base FROM (SELECT {_TENANT_BASE} AS base) AS b"
+            "  CROSS JOIN events_fts AS f WHERE f.terms MATCH ?"
+            f"  AND f.rowid >= b.base AND f.rowid < b.base + {1 << TENANT_SHIFT})"
+            f" AND {where.text()} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
+        )
+        args = [flt.tenant_id, flt.tenant_id, fts5_query(flt.text), *where.args, limit]
+    return [(row[0], row[1]) for row in conn.execute(sql, args).fetchall()]
+
+
+def search_events(
+    conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, after: PageKey | None, limit: int
+) -> list[EventRow]:
+    has_positive = any(not t.negated for t in flt.text)
+    keys, complete = _probe(conn, dialect, flt, after, limit, 1 if has_positive else None)
+    if not complete:
+        keys = _from_index(conn, dialect, flt, after, limit)
+    if not keys:
+        return []
+    bodies = bodies_at(conn, dialect, flt.tenant_id, keys)
+    return [EventRow(at, seq, bytes(bodies[seq])) for at, seq in keys if seq in bodies]
+
+
+def text_predicate(dialect: ReadDialect, flt: EventFilter) -> Where:
+    """``flt.text`` as one predicate on events ``e`` (for stats counted from events)."""
+    if dialect.partitioned:
+        return Where(["e.search @@ CAST(? AS tsquery)"], [tsquery(flt.text)])
+    if any(not t.negated for t in flt.text):
+        return Where(
+            [
+                "e.seq IN (SELECT f.rowid - b.base FROM"
+                f" (SELECT {_TENANT_BASE} AS base) AS b CROSS JOIN events_fts AS f"
+                f" WHERE f.terms MATCH ? AND f.rowid >= b.base"
+                f" AND f.rowid < b.base + {1 << TENANT_SHIFT})"
+            ],
+            [flt.tenant_id, fts5_query(flt.text)],
+        )
+    check = _sqlite_row_check(flt.text)
+    return Where(
+        [
+            f"EXISTS (SELECT 1 FROM events_fts AS f WHERE f.rowid = ({_TENANT_BASE}) + e.seq"
+            f" AND {check.text()})"
+        ],
+        [flt.tenant_id, *check.args],
+    )

@@ -1,0 +1,229 @@
+"""GET /v1/events?q=: the query language over both backends, full text included.
+
+Every query's answer is compared with tests/query_reference.py evaluated over all of
+acme's events, so both backends are shown to give the same results (and to follow the
+documented rules); globex's events (the `world` fixture) must never appear. Each query
+runs twice: with the full-text probe large enough to answer (common words) and with a
+probe of 3 rows, which sends every positive word to the full-text index.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import GLOBEX_SECRET, World, event
+from tests.query_reference import matches
+from trailkeep.kit.timeutil import now_us
+from trailkeep.query.parser import parse_query
+from trailkeep.store import search_reads
+
+BASE = datetime(2024, 3, 1, tzinfo=UTC)
+NAMES = {"u1": "Ada Lovelace", "u2": "Alan Turing", "u3": "Grace Hopper", "svc-a": None}
+MESSAGES = [
+    "disk full on host-7",
+    "Disk is almost full",
+    "password reset requested",
+    "reset of the password failed",
+    "Überweisung fehlgeschlagen",
+    "user logged in from foo-bar.example",
+    "exported 1500 rows to report.csv",
+    "login ok",
+    "full disk? no: disk quota",
+    "'; DROP TABLE events; --",
+]
+IPS = ["10.1.2.3", "10.200.0.9", "192.168.1.20", "2001:db8::7", "fe80::1"]
+
+
+def _acme_event(rng: random.Random, i: int) -> dict[str, Any]:
+    actor = rng.choice(list(NAMES))
+    body = event(
+        rng.choice(
+            ["user.login", "user.logout", "document.update", "document.read", "billing.pay"]
+        ),
+        actor,
+        id=f"acme-{i}",
+        occurred_at=(BASE + timedelta(minutes=rng.randrange(4 * 24 * 60))).isoformat(),
+        severity=rng.choice(["DEBUG", "INFO", "INFO", "WARNING", "ERROR", "CRITICAL"]),
+        outcome=rng.choice(["success", "success", "failure"]),
+        message=rng.choice(MESSAGES),
+    )
+    if NAMES[actor]:
+        body["actor"]["name"] = NAMES[actor]
+    else:
+        body["actor"]["type"] = "service"
+    body["targets"] = [
+        {"type": rng.choice(["document", "folder"]), "id": f"d{rng.randrange(4)}", "name": name}
+        for name in rng.sample(["Q3 plan", "budget 2024", "Roadmap"], rng.randrange(3))
+    ]
+    body["metadata"] = {
+        "plan": rng.choice(["free", "pro", "enterprise"]),
+        "geo": {"zone": rng.choice(["eu-1", "us-2"])},
+        "count": 5,
+    }
+    if rng.random() < 0.8:
+        body["context"] = {"ip_address": rng.choice(IPS), "request_id": f"req-{i % 7}"}
+    return body
+
+
+@pytest.fixture
+def acme(world: World) -> list[dict[str, Any]]:
+    rng = random.Random(5)
+    batch = [_acme_event(rng, i) for i in range(120)]
+    r = world.client.post(
+        "/v1/events/batch", json={"events": batch}, headers=world.h("acme", "writer")
+    )
+    assert r.status_code == 200 and r.json()["created"] == 120, r.text
+    return world.all_events("acme")
+
+
+QUERIES = [
+    "",
+    "disk",
+    "DISK full",
+    '"disk full"',
+    '"full disk"',
+    "dis*",
+    "pass* reset",
+    "-disk",
+    "-disk -password action:user.*",
+    "überweisung",
+    "foo-bar",
+    '"foo bar example"',
+    "1500",
+    "lovelace",
+    '"ada lovelace"',
+    '"lovelace reset"',  # across fields: never a phrase
+    "roadmap",
+    '"budget 2024"',
+    "enterprise",
+    "eu",
+    "drop table",
+    "nosuchword",
+    "action:user.login",
+    "action:user.*,billing.pay",
+    "-action:user.* severity>=WARNING",
+    "actor.id:u1,u3 outcome:failure",
+    "actor.id:svc*",
+    "-actor.id:u1",
+    "actor.type:service",
+    'actor.name:"Ada Lovelace"',
+    'actor.name:"Ada"*',
+    "-actor.name:Alan*",
+    "target.type:document",
+    "target.type:document target.id:d1",
+    "target.type:folder target.id:d1,d2",
+    "target.id:d3*",
+    "-target.type:folder",
+    "severity:INFO,CRITICAL",
+    "-severity:DEBUG",
+    "outcome:failure -severity>=ERROR",
+    "ip:10.0.0.0/8",
+    "ip:2001:db8::/32",
+    "-ip:10.1.2.3",
+    "request_id:req-3",
+    "request_id:req*",
+    "metadata.plan:pro",
+    "metadata.plan:e*",
+    "-metadata.plan:free",
+    "metadata.geo.zone:eu-1",
+    "metadata.count:5",  # numbers never match (strings only)
+    "occurred:2024-03-02",
+    "occurred>=2024-03-02T12:00Z occurred<2024-03-03",
+    "-occurred:2024-03-01..2024-03-03",
+    "occurred:2024-03-02..2024-03-04 disk -action:document.*",
+    "reset metadata.plan:pro,free target.type:document",
+    "globex",  # another tenant's words never leak
+]
+
+
+@pytest.mark.parametrize("probe", [search_reads.PROBE_ROWS, 3])
+def test_queries_match_the_reference(
+    world: World, acme: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, probe: int
+) -> None:
+    monkeypatch.setattr(search_reads, "PROBE_ROWS", probe)
+    assert len(acme) == 120
+    for text in QUERIES:
+        got = world.all_events("acme", q=text)
+        query = parse_query(text, now_us=now_us())
+        want = [e["id"] for e in acme if matches(e, query)]
+        assert [e["id"] for e in got] == want, text
+    assert any(world.all_events("acme", q="disk")), "the data must exercise full text"
+    assert world.all_events("acme", q=GLOBEX_SECRET) == []
+    world.assert_globex_untouched()
+
+
+def test_pages_of_a_search_follow_each_other(world: World, acme: list[dict[str, Any]]) -> None:
+    for text in ("disk", "-disk action:user.*", "occurred>-3650d reset"):
+        query = parse_query(text, now_us=now_us())
+        want = [e["id"] for e in acme if matches(e, query)]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"q": text, "limit": 7}
+            if cursor:
+                params["cursor"] = cursor
+            r = world.list("acme", **params)
+            assert r.status_code == 200, r.text
+            seen += [e["id"] for e in r.json()["data"]]
+            cursor = r.json()["next_cursor"]
+            if not cursor:
+                break
+        assert seen == want, text
+    # A cursor is bound to its query.
+    r = world.list("acme", q="disk", limit=2)
+    r = world.list("acme", q="reset", cursor=r.json()["next_cursor"])
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_q_combines_with_the_filter_parameters(world: World, acme: list[dict[str, Any]]) -> None:
+    got = world.all_events("acme", q="disk", action="user.*", severity="WARNING")
+    query = parse_query("disk action:user.* severity>=WARNING", now_us=now_us())
+    assert [e["id"] for e in got] == [e["id"] for e in acme if matches(e, query)]
+
+
+BAD = [
+    ('foo "disk full', "unbalanced quote", 4),
+    ("actr.id:u1", "did you mean 'actor.id'", 0),
+    ("severity>=SEVERE", "unknown severity", 10),
+    ("occurred:2026-02-01..2026-01-01", "empty range", 9),
+    ("occurred>=99999-01-01", "", None),
+    ("' OR 1=1 --", "no letters or digits", 0),
+    ("a OR b", "OR is not supported", 2),
+    ("x\x00y", "", None),
+    ("(action:a)", "", None),
+    ("/.*/", "", None),
+    ("a" * 60_000, "longer than", None),  # the client library caps URLs at 64 KiB
+    (" ".join(["w"] * 40), "terms", None),
+    ("x" * 300, "", None),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "position"), BAD)
+def test_bad_queries_are_400_naming_the_problem(
+    world: World, text: str, message: str, position: int | None
+) -> None:
+    r = world.list("acme", q=text)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "bad_query"
+    assert message in error["message"]
+    assert isinstance(error["details"]["position"], int)
+    if position is not None:
+        assert error["details"]["position"] == position
+    r = world.client.get(
+        "/v1/stats", params={"q": text, "group_by": "action"}, headers=world.h("acme", "reader")
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_query"
+    world.assert_globex_untouched()
+
+
+def test_words_longer_than_the_index_takes_match_nothing(
+    world: World, acme: list[dict[str, Any]]
+) -> None:
+    r = world.list("acme", q="a" * 65)
+    assert r.status_code == 200 and r.json()["data"] == []
+    assert len(world.all_events("acme", q="-" + "a" * 65)) == len(acme)
