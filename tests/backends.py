@@ -21,13 +21,15 @@ from typing import Any
 import psycopg
 
 from trailkeep.store.migrate import upgrade
+from trailkeep.store.rollup_specs import ROLLUPS
 from trailkeep.store.urls import parse_database_url
 
 ADMIN_URL = os.environ.get("TRAILKEEP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _TABLES = (
-    "tenants, api_keys, events, event_targets, event_ids, tenant_seqs, merkle_tiles, checkpoints"
+    "tenants, api_keys, events, event_targets, event_ids, tenant_seqs, merkle_tiles, checkpoints, "
+    + ", ".join(spec.table for spec in ROLLUPS)
 )
 
 # The database URL of the test running now (None: SQLite in the test's data dir).

@@ -72,7 +72,9 @@ def add_to_rollups(
 
 def rebuild_rollups_sql(spec: RollupSpec) -> str:
     """SQL that fills an empty rollup from stored events (the migration's backfill)."""
-    bucket = f"occurred_at - occurred_at % {spec.width_us}"
+    w = spec.width_us
+    # Floor, as in rollup_deltas (SQL's % truncates toward zero before 1970).
+    bucket = f"(occurred_at - ((occurred_at % {w}) + {w}) % {w})"
     if spec.dims == ("target_type",):
         return (
             f"INSERT INTO {spec.table} (tenant_id, bucket, target_type, n)"

@@ -79,7 +79,7 @@ def choose_rollup(request: StatsRequest) -> RollupSpec | None:
 
 
 def _source(
-    dialect: ReadDialect, request: StatsRequest, spec: RollupSpec | None
+    dialect: ReadDialect, request: StatsRequest, spec: RollupSpec | None, by_target: bool
 ) -> tuple[str, str, str, Where]:
     """(FROM clause, bucket expression, count expression, WHERE) for the request."""
     flt = request.flt
@@ -90,14 +90,14 @@ def _source(
         where.add("e.bucket >= ? AND e.bucket < ?", request.start, request.end)
         plain = replace(flt, occurred_from=None, occurred_to=None)
         where.extend(residual_of(dialect, plain, set()))
-        return f"{spec.table} e", f"(e.bucket - e.bucket % {width})", "SUM(e.n)", where
+        return f"{spec.table} e", bucket_start("e.bucket", width, dialect), "SUM(e.n)", where
     where.add("e.occurred_at >= ? AND e.occurred_at < ?", request.start, request.end)
     plain = replace(flt, occurred_from=None, occurred_to=None, text=())
     where.extend(residual_of(dialect, plain, set()))
     if flt.text:
         where.extend(text_predicate(dialect, flt))
     source = "events e"
-    if request.group_by == "target_type":
+    if by_target:
         # One row per event and distinct target type.
         source += (
             " JOIN (SELECT DISTINCT tenant_id, occurred_at, seq, target_type FROM event_targets"
@@ -105,7 +105,14 @@ def _source(
             " ON g.tenant_id = e.tenant_id AND g.occurred_at = e.occurred_at AND g.seq = e.seq"
         )
         where = Where([*where.sql], [flt.tenant_id, request.start, request.end, *where.args])
-    return source, f"(e.occurred_at - e.occurred_at % {width})", "COUNT(*)", where
+    return source, bucket_start("e.occurred_at", width, dialect), "COUNT(*)", where
+
+
+def bucket_start(expr: str, width: int, dialect: ReadDialect) -> str:
+    """The start of ``expr``'s bucket: floor, like the writer's Python, also before 1970
+    (SQL's % truncates toward zero). psycopg reads a lone % as a placeholder."""
+    mod = "%%" if dialect.partitioned else "%"
+    return f"({expr} - (({expr} {mod} {width}) + {width}) {mod} {width})"
 
 
 def _group_expr(request: StatsRequest, spec: RollupSpec | None) -> str:
@@ -121,8 +128,15 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
     if request.flt.impossible:
         return StatsResult("rollup", 0, [], {}, {})
     spec = choose_rollup(request)
-    source, bucket, count, where = _source(dialect, request, spec)
+    by_target = request.group_by == "target_type"
+    source, bucket, count, where = _source(dialect, request, spec, by_target)
     group = _group_expr(request, spec)
+    # Totals count events: grouped by target type, an event counts once per type, so
+    # its totals come from events (or the main rollup of the same width) instead.
+    totals_source, totals_where = source, where
+    if by_target:
+        main = _main_rollup(spec) if spec is not None else None
+        totals_source, _, _, totals_where = _source(dialect, request, main, by_target=False)
     top_rows = conn.execute(
         f"SELECT {group} AS k, {count} AS c FROM {source} WHERE {where.text()}"
         f" GROUP BY {group} ORDER BY c DESC, k LIMIT ?",
@@ -131,8 +145,9 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
     totals = {
         int(b): int(c)
         for b, c in conn.execute(
-            f"SELECT {bucket} AS b, {count} FROM {source} WHERE {where.text()} GROUP BY b",
-            where.args,
+            f"SELECT {bucket} AS b, {count} FROM {totals_source} WHERE {totals_where.text()}"
+            " GROUP BY b",
+            totals_where.args,
         ).fetchall()
     }
     by_group: dict[tuple[int, Any], int] = {}
@@ -154,10 +169,13 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
     )
 
 
+def _main_rollup(spec: RollupSpec) -> RollupSpec:
+    return next(s for s in ROLLUPS if s.dims == MAIN_DIMS and s.width_us == spec.width_us)
+
+
 def _key(request: StatsRequest, key: Any) -> Any:
     if request.group_by == "actor" and key == NO_ACTOR:
         return None
     return key
 
 
-__all__ = ["MAIN_DIMS", "choose_rollup", "read_stats"]
