@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import World
-from tests.integration.test_search import acme  # noqa: F401  (fixture)
 from tests.query_reference import matches, occurred_us
 from trailkeep.events.schema import SEVERITY_RANK
 from trailkeep.kit.timeutil import format_us, now_us
@@ -83,7 +82,7 @@ def test_stats_match_the_reference(
     world: World,
     acme: list[dict[str, Any]],
     q: str,
-    main_source: str,  # noqa: F811
+    main_source: str,
 ) -> None:
     for group_by in GROUPS:
         for interval, width in (("day", DAY), ("hour", HOUR)):
@@ -110,7 +109,7 @@ def test_stats_match_the_reference(
     assert any(b["count"] for b in body["buckets"])
 
 
-def test_stats_default_window_and_limits(world: World, acme: list[dict[str, Any]]) -> None:  # noqa: F811
+def test_stats_default_window_and_limits(world: World, acme: list[dict[str, Any]]) -> None:
     headers = world.h("acme", "reader")
     r = world.client.get("/v1/stats", params={"group_by": "action"}, headers=headers)
     assert r.status_code == 200, r.text

@@ -190,7 +190,8 @@ class ConditionSql:
             # is something PostgreSQL's inet does not take.
             where = Where(
                 [
-                    f"(strpos({expr}, chr(37)) = 0 AND CAST({expr} AS inet) <<= ANY(CAST(? AS inet[])))"
+                    f"(strpos({expr}, chr(37)) = 0"
+                    f" AND CAST({expr} AS inet) <<= ANY(CAST(? AS inet[])))"
                 ],
                 [nets],
             )
