@@ -177,5 +177,3 @@ def _key(request: StatsRequest, key: Any) -> Any:
     if request.group_by == "actor" and key == NO_ACTOR:
         return None
     return key
-
-
