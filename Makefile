@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/mypy src
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
 

@@ -31,7 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,10 +39,11 @@ from typing import Any, Protocol
 import orjson
 from rich.console import Console
 
+from rowgen import LoadPlan
 from trailkeep.config import Settings
 from trailkeep.integrity.note import generate_signer
 from trailkeep.store.urls import DatabaseUrlError, parse_database_url
-from workload import EventFactory, EventRowT, LoadPlan, TargetRowT, Txn
+from workload import EventFactory, EventRowT, TargetRowT, Txn
 
 HOST = "127.0.0.1"
 # The log host the benchmarks' signing key is named after (origins "bench.local/t/T").
@@ -513,6 +514,9 @@ class Database(Protocol):
 
     def event_ids(self, tenant_id: str, seqs: Iterable[int]) -> dict[int, str]:
         """The ids of these seqs of the tenant."""
+
+    def tenant_bodies(self, tenant_id: str, batch: int = 10_000) -> Iterator[list[bytes]]:
+        """The stored bodies of the tenant's events, in batches, in no particular order."""
 
     def describe(self) -> dict[str, Any]:
         """The backend and its durability settings, for the JSON summary."""

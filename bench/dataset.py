@@ -18,15 +18,18 @@ from typing import Any
 
 from common import Database, create_tenants, progress
 from pg_load import PgDatabase
+from rowgen import LoadPlan
 from sqlite_load import SqliteDatabase
 from trailkeep.kit.timeutil import now_us
-from workload import DAY_US, EventFactory, LoadPlan
+from workload import DAY_US, WORKLOAD_VERSION, EventFactory
 
 BUILDERS = "bench/query.py or bench/proofs.py"
 
 
-def add_dataset_args(p: argparse.ArgumentParser, other_events: int) -> None:
-    p.add_argument("--events", type=int, default=1_000_000, help="events of the measured tenant")
+def add_dataset_args(
+    p: argparse.ArgumentParser, other_events: int, events: int = 1_000_000
+) -> None:
+    p.add_argument("--events", type=int, default=events, help="events of the measured tenant")
     p.add_argument(
         "--other-events", type=int, default=other_events, help="events of each other tenant"
     )
@@ -45,6 +48,13 @@ def add_dataset_args(p: argparse.ArgumentParser, other_events: int) -> None:
     )
     p.add_argument(
         "--keep", action="store_true", help="keep the temp dir (SQLite without --db; logs)"
+    )
+    p.add_argument(
+        "--load-workers",
+        type=int,
+        default=None,
+        help="processes making the rows while the loader writes them (default: CPUs - 1, "
+        "at most 3; 0: the loader makes them itself)",
     )
 
 
@@ -66,6 +76,7 @@ class Dataset:
     span_us: int
     seed: int
     built_now: bool = False
+    workload: int = 1  # workload.WORKLOAD_VERSION of the events (1: before it was recorded)
     build: dict[str, Any] = field(default_factory=dict)
     appended: dict[str, int] = field(default_factory=dict)  # through the service, later
 
@@ -76,6 +87,7 @@ class Dataset:
             "end_us": self.end_us,
             "span_us": self.span_us,
             "seed": self.seed,
+            "workload": self.workload,
             "build": self.build,
             "appended": self.appended,
         }
@@ -109,6 +121,7 @@ def load_dataset(db: Database, args: argparse.Namespace) -> Dataset:
         meta["end_us"],
         meta["span_us"],
         meta["seed"],
+        workload=meta.get("workload", 1),
         build=meta.get("build", {}),
         appended=meta.get("appended", {}),
     )
@@ -128,7 +141,14 @@ def build_dataset(db: Database, args: argparse.Namespace) -> Dataset:
     tenants = [f"org-{i:02d}" for i in range(args.tenants)]
     counts = {t: (args.events if i == 0 else args.other_events) for i, t in enumerate(tenants)}
     data = Dataset(
-        db, tenants[0], counts, now_us() - 3_600_000_000, 90 * DAY_US, args.seed, built_now=True
+        db,
+        tenants[0],
+        counts,
+        now_us() - 3_600_000_000,
+        90 * DAY_US,
+        args.seed,
+        built_now=True,
+        workload=WORKLOAD_VERSION,
     )
     progress.print(
         f"building {db.label}: {sum(counts.values()):,} events, {len(tenants)} tenants "
@@ -136,7 +156,7 @@ def build_dataset(db: Database, args: argparse.Namespace) -> Dataset:
     )
     db.recreate()
     create_tenants(db, tenants)
-    plan = LoadPlan(counts, data.end_us, data.span_us, data.seed)
+    plan = LoadPlan(counts, data.end_us, data.span_us, data.seed, workers=args.load_workers)
     data.build = db.bulk_load(plan, EventFactory(data.seed), "build")
     progress.print(
         f"  built in {data.build['seconds']:.0f} s ({data.build['events_per_s']:,.0f} events/s)"

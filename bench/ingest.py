@@ -97,10 +97,11 @@ from ingest_run import (
 )
 from loadgen import LoadSpec, run_load, summarize_tally
 from pg_load import PgDatabase
+from rowgen import LoadPlan
 from sqlite_load import SqliteDatabase
 from trailkeep.kit.timeutil import now_us
 from trees import checkpoint_problems
-from workload import EventFactory, LoadPlan, Txn
+from workload import EventFactory, Txn
 
 PHASES = ("empty", NO_INTEGRITY, "preloaded", "single", "raw")
 ALIASES = {

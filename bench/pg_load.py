@@ -5,10 +5,11 @@ that does not start with ``trailkeep_bench``. The database is (re)created throug
 server's maintenance database (``postgres``, else ``template1``) and migrated with the
 service's own migrations.
 
-Preloads go in through the service's own ``insert_stored_rows`` (COPY into events,
-event_ids and event_targets) in transactions of 20,000 events, on a session with
-synchronous_commit=off, after the monthly partitions of their rows exist; each
-transaction also upserts the tenants' Merkle tiles that its rows change
+Preloads go in through the service's own ``insert_stored_rows`` (COPY into events, with
+their full-text tsvectors, event_ids and event_targets, and the stats rollups) in
+transactions of 20,000 events (made by a worker process meanwhile, bench/rowgen.py),
+on a session with synchronous_commit=off, after the monthly partitions of their rows
+exist; each transaction also upserts the tenants' Merkle tiles that its rows change
 (bench/trees.py), as the service's writer does. Afterwards each tenant's counter in
 tenant_seqs is set to its count, and the tables are vacuumed and analyzed and a
 checkpoint is taken, so that the measurements start from settled tables (statistics
@@ -23,7 +24,7 @@ no server runs on the database after it).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,21 +36,23 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from common import LoadProgress, progress, service_settings, timed_transactions
+from rowgen import LoadPlan, generate_rows
 from trailkeep.store.migrate import SchemaError, upgrade
 
 # The service's own COPY code, so loaded rows are exactly what it would write.
 from trailkeep.store.postgres.event_writes import insert_stored_rows
 from trailkeep.store.postgres.partitions import PartitionManager, month_of
 from trailkeep.store.postgres.qmark import QmarkConnection
+from trailkeep.store.rollup_specs import ROLLUPS
 from trailkeep.store.urls import parse_database_url
 from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
-from workload import EventFactory, EventRowT, LoadPlan, TargetRowT, Txn, generate_rows
+from workload import EventFactory, EventRowT, TargetRowT, Txn
 
 NAME_PREFIX = "trailkeep_bench"
 MAINTENANCE_DATABASES = ("postgres", "template1")
-EVENT_TABLES = "events, event_ids, event_targets"
+# The stats rollups count what is in events: emptied and vacuumed with them.
+EVENT_TABLES = ", ".join(["events", "event_ids", "event_targets", *(r.table for r in ROLLUPS)])
 TREE_TABLES = "merkle_tiles, checkpoints"
-LOAD_CHUNK = 20_000
 # Settings shown in the JSON summary (current_setting() of each).
 REPORTED_SETTINGS = (
     "server_version",
@@ -191,7 +194,7 @@ class PgDatabase:
             seqs = _next_seqs(conn, plan.counts)
             qmark = QmarkConnection(conn)
             tree = TreeLoader.open(qmark, dict(seqs), label)
-            for events, targets in generate_rows(plan, factory, seqs, chunk=LOAD_CHUNK):
+            for events, targets in generate_rows(plan, factory, seqs):
                 partitions.ensure(conn, {month_of(row[3]) for row in events})
                 with conn.transaction():
                     insert_stored_rows(conn, events, targets)
@@ -251,6 +254,12 @@ class PgDatabase:
                     leaves = ordered_leaves(cur, counts.get(tenant, 0))
                 out[tenant] = root_of_leaves(leaves)
         return out
+
+    def tenant_bodies(self, tenant_id: str, batch: int = 10_000) -> Iterator[list[bytes]]:
+        with self.connect() as conn, conn.transaction(), conn.cursor(name="bench_export") as cur:
+            cur.execute("SELECT body FROM events WHERE tenant_id = %s", (tenant_id,))
+            while rows := cur.fetchmany(batch):
+                yield [bytes(r[0]) for r in rows]
 
     def integrity_rows(self) -> tuple[int, int]:
         with self.connect() as conn:

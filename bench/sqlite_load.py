@@ -1,14 +1,16 @@
 """SQLite for the benchmarks (the default): files of their own, preloads and raw inserts
 through the service's own INSERT code and connection pragmas, read-back checks.
 
-A preload also writes each tenant's Merkle tiles (bench/trees.py) in the transaction of
-each chunk of rows, as the service's writer does; raw inserts do not (no server runs on
-the database after them)."""
+A preload goes in through the service's own ``insert_stored_rows`` (rows, the FTS5
+index, the stats rollups), in transactions of 20,000 events made by a worker process
+meanwhile (bench/rowgen.py), and also writes each tenant's Merkle tiles (bench/trees.py)
+in the transaction of each chunk, as the service's writer does; raw inserts do not (no
+server runs on the database after them)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import orjson
 
 from common import LoadProgress, service_settings, timed_transactions
+from rowgen import LoadPlan, generate_rows
 from trailkeep.store.migrate import upgrade
 from trailkeep.store.sqlite.connection import open_connection
 
@@ -23,7 +26,7 @@ from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.event_writes import insert_stored_rows
 from trailkeep.store.urls import parse_database_url
 from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
-from workload import EventFactory, EventRowT, LoadPlan, TargetRowT, Txn, generate_rows
+from workload import EventFactory, EventRowT, TargetRowT, Txn
 
 
 def _next_seqs(conn: sqlite3.Connection, tenant_ids: Iterable[str]) -> dict[str, int]:
@@ -81,7 +84,7 @@ class SqliteDatabase:
         try:
             seqs = _next_seqs(conn, plan.counts)
             tree = TreeLoader.open(conn, dict(seqs), label)
-            for events, targets in generate_rows(plan, factory, seqs, chunk=20_000):
+            for events, targets in generate_rows(plan, factory, seqs):
                 conn.execute("BEGIN IMMEDIATE")
                 insert_stored_rows(conn, events, targets)
                 tree.write(conn, events)
@@ -164,6 +167,15 @@ class SqliteDatabase:
             tiles = conn.execute("SELECT COUNT(*) FROM merkle_tiles").fetchone()[0]
             checkpoints = conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
             return int(tiles), int(checkpoints)
+        finally:
+            conn.close()
+
+    def tenant_bodies(self, tenant_id: str, batch: int = 10_000) -> Iterator[list[bytes]]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            cur = conn.execute("SELECT body FROM events WHERE tenant_id = ?", (tenant_id,))
+            while rows := cur.fetchmany(batch):
+                yield [bytes(r[0]) for r in rows]
         finally:
             conn.close()
 

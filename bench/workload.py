@@ -2,25 +2,38 @@
 
 - ``EventFactory``: deterministic (seeded) client bodies and stored rows exactly as the
   service stores them: the body is the event's RFC 8785 (JCS) form, which its Merkle
-  leaf hashes (store/event_rows.py);
-- ``LoadPlan`` and ``generate_rows``: rows for a preload, tenants interleaved over one
-  timeline, in chunks.
+  leaf hashes (store/event_rows.py). Messages come from bench/vocabulary.py (words of
+  known frequencies, for full-text search); targets have names, metadata a plan and a
+  region;
+- the rows of a preload (``LoadPlan``, ``generate_rows``) are made in bench/rowgen.py.
 """
 
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from trailkeep.events.schema import SEVERITY_RANK
 from trailkeep.kit.canonical import canonical_json
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.kit.timeutil import format_us
+from vocabulary import (
+    COMMON,
+    FILLER_COUNTS,
+    PHRASES,
+    message_share,
+    tokens,
+    vocabulary,
+    word_list,
+)
 
 T = TypeVar("T")
 EventRowT = tuple[Any, ...]
@@ -28,6 +41,9 @@ TargetRowT = tuple[str, int, str, str, int]
 # One transaction's worth of rows for a raw (no service) write.
 Txn = tuple[list[EventRowT], list[TargetRowT]]
 DAY_US = 86_400 * 1_000_000
+# Bumped when generated events change in a way a kept data set should be rebuilt for
+# (2: messages of bench/vocabulary.py, target names, metadata.plan; chunked streams).
+WORKLOAD_VERSION = 2
 BODY = 11  # index of the stored body in an event row
 
 
@@ -130,76 +146,30 @@ SEVERITIES: tuple[tuple[str, float], ...] = (
 FAILURE_RATE = 0.05
 ACTOR_COUNT = 5_000
 SERVICE_ACTORS = 100
-FIRST = (
-    "Ada",
-    "Grace",
-    "Alan",
-    "Edsger",
-    "Barbara",
-    "Donald",
-    "Frances",
-    "Ken",
-    "Dennis",
-    "Margaret",
-    "John",
-    "Radia",
-    "Tim",
-    "Vint",
-    "Leslie",
-    "Niklaus",
-    "Shafi",
-    "Whitfield",
-    "Adele",
-    "Jean",
-    "Lynn",
-    "Butler",
-    "Fran",
-    "Robin",
-    "Silvio",
-    "Sophie",
-    "Yukihiro",
-    "Guido",
-    "Bjarne",
-    "Anders",
-    "Hedy",
-    "Katherine",
-    "Mary",
-    "Dorothy",
-    "Kathleen",
+FIRST = word_list(
+    """Ada Grace Alan Edsger Barbara Donald Frances Ken Dennis Margaret John Radia Tim Vint
+    Leslie Niklaus Shafi Whitfield Adele Jean Lynn Butler Fran Robin Silvio Sophie Yukihiro
+    Guido Bjarne Anders Hedy Katherine Mary Dorothy Kathleen"""
 )
-LAST = (
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Dijkstra",
-    "Liskov",
-    "Knuth",
-    "Allen",
-    "Thompson",
-    "Ritchie",
-    "Hamilton",
-    "McCarthy",
-    "Perlman",
-    "Berners-Lee",
-    "Cerf",
-    "Lamport",
-    "Wirth",
-    "Goldwasser",
-    "Diffie",
-    "Goldberg",
-    "Sammet",
-    "Conway",
-    "Lampson",
-    "Milner",
-    "Micali",
-    "Wilson",
-    "Matsumoto",
-    "van Rossum",
-    "Stroustrup",
-    "Hejlsberg",
-    "Lamarr",
-    "Johnson",
+LAST = word_list(
+    """Lovelace, Hopper, Turing, Dijkstra, Liskov, Knuth, Allen, Thompson, Ritchie,
+    Hamilton, McCarthy, Perlman, Berners-Lee, Cerf, Lamport, Wirth, Goldwasser, Diffie,
+    Goldberg, Sammet, Conway, Lampson, Milner, Micali, Wilson, Matsumoto, van Rossum,
+    Stroustrup, Hejlsberg, Lamarr, Johnson""",
+    ",",
 )
+# Names of the named target kinds: stem number n % len(stems), then n (one name per id).
+TARGET_NAMES: dict[str, tuple[str, ...]] = {
+    "document": (
+        "Roadmap", "Budget", "Contract", "Design spec", "Meeting notes", "Release plan",
+        "Onboarding guide", "Quarterly review",
+    ),
+    "folder": ("Finance", "Engineering", "Legal", "Marketing", "Sales", "People"),
+    "project": ("Apollo", "Gemini", "Mercury", "Atlas", "Orion", "Zephyr", "Nimbus"),
+    "api_key": ("CI deploy", "Reporting", "Backup", "Terraform", "Zapier"),
+    "organization": ("Acme Corp",),
+    "role": ("Admin", "Editor", "Viewer", "Billing manager", "Auditor", "Support agent"),
+}  # fmt: skip
 AGENTS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0.0.0",
@@ -208,6 +178,42 @@ AGENTS = (
     "Terraform/1.8.5 acme-provider/0.19.0",
 )
 REGIONS = ("eu-west-1", "us-east-1", "us-west-2", "ap-southeast-2")
+PLANS: tuple[tuple[str, float], ...] = (("free", 60), ("pro", 30), ("enterprise", 10))
+SERVICE_NAME = "integration"  # service actors are "integration-N"
+
+
+def pick_any(rng: random.Random, items: Sequence[T]) -> T:
+    """rng.choice without its Python-level rejection sampling (a tiny bias is fine here)."""
+    return items[int(rng.random() * len(items))]
+
+
+def presence_table(
+    words: Sequence[tuple[str, float]], phrases: Sequence[tuple[str, float]]
+) -> Iterator[tuple[tuple[tuple[str, ...], tuple[str, ...]], float]]:
+    """Every combination of present words and phrases, with its probability (each
+    present independently with its own probability)."""
+    items = [*words, *phrases]
+    for present in itertools.product((False, True), repeat=len(items)):
+        p = 1.0
+        for (_, share), here in zip(items, present, strict=True):
+            p *= share if here else 1.0 - share
+        chosen = [text for (text, _), here in zip(items, present, strict=True) if here]
+        cut = sum(present[: len(words)])
+        yield (tuple(chosen[:cut]), tuple(chosen[cut:])), p
+
+
+def verb_text(action: str) -> str:
+    """The start of an event's message: the action's verb, "password_reset" -> "password reset"."""
+    return action.split(".", 1)[1].replace("_", " ")
+
+
+def reserved_tokens() -> set[str]:
+    """Tokens that events carry besides the filler words of their messages: verbs, actor
+    and target names, metadata values. A word of these has no exact expected share."""
+    texts = [verb_text(a) for a, _ in ACTIONS] + list(FIRST) + list(LAST)
+    texts += [s for stems in TARGET_NAMES.values() for s in stems]
+    texts += [SERVICE_NAME, "denied", *REGIONS, *(p for p, _ in PLANS)]
+    return {t for text in texts for t in tokens(text)}
 
 
 def fast_uuid7(ms: int, rnd: int) -> str:
@@ -221,18 +227,20 @@ def fast_uuid7(ms: int, rnd: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_SECONDS: dict[int, str] = {}
+_MINUTES: dict[int, str] = {}
+_MINUTE_US = 60_000_000
 
 
 def rfc3339_us(us: int) -> str:
-    """Same text as trailkeep.kit.timeutil.format_us, with the seconds part cached."""
-    sec, frac = divmod(us, 1_000_000)
-    head = _SECONDS.get(sec)
+    """Same text as trailkeep.kit.timeutil.format_us, with the part up to the minute cached."""
+    minute, rest = divmod(us, _MINUTE_US)
+    head = _MINUTES.get(minute)
     if head is None:
-        if len(_SECONDS) > 100_000:
-            _SECONDS.clear()
-        head = _SECONDS[sec] = format_us(sec * 1_000_000)[:19]
-    return f"{head}.{frac:06d}Z"
+        if len(_MINUTES) > 100_000:
+            _MINUTES.clear()
+        head = _MINUTES[minute] = format_us(minute * _MINUTE_US)[:17]
+    sec, frac = divmod(rest, 1_000_000)
+    return f"{head}{sec:02d}.{frac:06d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +255,7 @@ def make_actors(rng: random.Random, count: int = ACTOR_COUNT) -> list[Actor]:
     for i in range(count):
         if i >= count - SERVICE_ACTORS:
             ident = f"svc_{i:05d}"
-            doc = {"id": ident, "type": "service", "name": f"integration-{i % 37}"}
+            doc = {"id": ident, "type": "service", "name": f"{SERVICE_NAME}-{i % 37}"}
         else:
             ident = f"usr_{i:05d}"
             first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -262,6 +270,7 @@ class EventFactory:
     """Deterministic (seeded) realistic events: the same seed gives the same pools."""
 
     def __init__(self, seed: int = 7) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.actors = make_actors(random.Random(seed + 1))
         # Mildly skewed: the busiest actors produce ~10x the events of the quietest.
@@ -269,53 +278,86 @@ class EventFactory:
         self.actor_pick = Weighted(self.actors, weights)
         self.action_pick = Weighted([a for a, _ in ACTIONS], [w for _, w in ACTIONS])
         self.severity_pick = Weighted([s for s, _ in SEVERITIES], [w for _, w in SEVERITIES])
+        self.plan_pick = Weighted([p for p, _ in PLANS], [w for _, w in PLANS])
         self.ips = [f"203.0.113.{i}" for i in range(1, 255)] + ["2001:db8::7"]
+        self.vocab = vocabulary()
+        self.verbs = {a: verb_text(a) for a, _ in ACTIONS}
+        # Which COMMON words and PHRASES a message has (independent draws, as one pick).
+        extras = list(presence_table(COMMON, PHRASES))
+        self.extras_pick = Weighted([e for e, _ in extras], [p for _, p in extras])
+        self.checked = 0  # stored bodies compared with canonical_json (see stored_row)
 
-    # -- shares, for choosing filters that reach deep pages ---------------------------
+    def reseeded(self, seed: str) -> EventFactory:
+        """The same pools with a random stream of its own (one per chunk of a preload)."""
+        other = copy.copy(self)
+        other.rng = random.Random(seed)
+        return other
+
+    # -- shares, for choosing filters and query words ---------------------------------
     def action_share(self, predicate: Callable[[str], bool]) -> float:
         return self.action_pick.share(predicate)
 
     def severity_share(self, min_rank: int) -> float:
         return self.severity_pick.share(lambda s: SEVERITY_RANK[s] >= min_rank)
 
+    def word_share(self, word: str) -> float:
+        """The share of events whose message has the token ``word`` (exact for words
+        not in reserved_tokens(): those are also in names and metadata)."""
+        verb_share = {
+            token: self.action_share(lambda a, t=token: t in tokens(self.verbs[a]))  # type: ignore[misc]
+            for token in tokens(" ".join(self.verbs.values()))
+        }
+        return message_share(word, verb_share, FAILURE_RATE)
+
     # -- building one event ------------------------------------------------------------
     def _target(self, spec: tuple[str, int, str, bool]) -> dict[str, str]:
         kind, pool, prefix, named = spec
-        n = self.rng.randrange(pool)
+        n = int(self.rng.random() * pool)
         target = {"type": kind, "id": f"{prefix}_{n:06d}"}
         if named:
-            target["name"] = f"{kind.replace('_', ' ').title()} {n}"
+            stems = TARGET_NAMES[kind]
+            target["name"] = stems[0] if pool == 1 else f"{stems[n % len(stems)]} {n}"
         return target
+
+    def _message(self, action: str, failed: bool) -> str:
+        rng = self.rng
+        common, phrases = self.extras_pick.pick(rng)
+        vocab = self.vocab
+        count = FILLER_COUNTS[int(rng.random() * len(FILLER_COUNTS))]
+        filler = rng.choices(vocab.words, cum_weights=vocab.cum_weights, k=count)
+        text = " ".join([self.verbs[action], *common, *filler, *phrases])
+        if failed:
+            text += " denied"
+        return text[0].upper() + text[1:]
 
     def fields(self) -> dict[str, Any]:
         """The client-supplied part of an event (no id, no times)."""
         rng = self.rng
         action = self.action_pick.pick(rng)
-        prefix, verb = action.split(".", 1)
+        prefix = action.split(".", 1)[0]
         actor = self.actor_pick.pick(rng)
         first, second, second_p = TARGETS[prefix]
         targets = [self._target(first)]
         if rng.random() < second_p:
             targets.append(self._target(second))
         failed = rng.random() < FAILURE_RATE
-        subject = targets[0].get("name", targets[0]["id"])
         out: dict[str, Any] = {
             "action": action,
             "actor": actor.doc,
             "targets": targets,
             "outcome": "failure" if failed else "success",
             "severity": self.severity_pick.pick(rng),
-            "message": f"{verb.replace('_', ' ')} {subject}" + (" (denied)" if failed else ""),
+            "message": self._message(action, failed),
             "context": {
-                "ip_address": rng.choice(self.ips),
-                "user_agent": rng.choice(AGENTS),
+                "ip_address": pick_any(rng, self.ips),
+                "user_agent": pick_any(rng, AGENTS),
                 "request_id": f"req_{rng.getrandbits(48):012x}",
             },
-            "metadata": {"region": rng.choice(REGIONS)},
+            "metadata": {"plan": self.plan_pick.pick(rng), "region": pick_any(rng, REGIONS)},
         }
         if actor.type == "user" and rng.random() < 0.25:
             out["context"]["session_id"] = f"ses_{rng.getrandbits(40):010x}"
-        if verb in ("updated", "renamed", "settings_changed", "plan_changed"):
+        if action.endswith(("updated", "renamed", "settings_changed", "plan_changed")):
             out["changes"] = {
                 "before": {"title": f"Draft {rng.randrange(1000)}"},
                 "after": {"title": f"Final {rng.randrange(1000)}"},
@@ -331,8 +373,10 @@ class EventFactory:
     ) -> tuple[EventRowT, list[TargetRowT]]:
         """A row exactly as event_writes.write_events would store it.
 
-        The body is the document's RFC 8785 form (``canonical_json``: orjson when that
-        agrees, as for every event made here), the bytes its Merkle leaf hashes.
+        The body is the document's RFC 8785 form. Every string made here is ASCII
+        without control characters and every number a small integer, so that form is
+        orjson's output with sorted keys; canonical_json (which checks exactly that,
+        walking the document) confirms it for one event in 256 and the first 16.
         """
         sent = self.client_event(occurred_us)
         request_hash = digest16(dumps_sorted(sent))
@@ -344,6 +388,10 @@ class EventFactory:
             "seq": seq,
             "received_at": rfc3339_us(received_us),
         }
+        body = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        self.checked += 1
+        if (self.checked <= 16 or not self.checked % 256) and canonical_json(doc) != body:
+            raise RuntimeError(f"generated event is not in its RFC 8785 form: {body[:200]!r}")
         actor = sent["actor"]
         row = (
             tenant_id,
@@ -357,61 +405,10 @@ class EventFactory:
             SEVERITY_RANK[sent["severity"]],
             sent["outcome"],
             request_hash,
-            canonical_json(doc),
+            body,
         )
         seen: dict[tuple[str, str], None] = dict.fromkeys(
             (t["type"], t["id"]) for t in sent["targets"]
         )
         targets = [(tenant_id, seq, kind, ident, occurred_us) for kind, ident in seen]
         return row, targets
-
-
-# -- bulk loading --------------------------------------------------------------------------
-
-
-@dataclass
-class LoadPlan:
-    """How many events each tenant gets, interleaved over one timeline ending at ``end_us``."""
-
-    counts: dict[str, int]
-    end_us: int
-    span_us: int = 90 * DAY_US
-    seed: int = 7
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-def _interleave(plan: LoadPlan) -> list[int]:
-    """Tenant index of each global position: exact counts, shuffled (seeded)."""
-    order = [i for i, n in enumerate(plan.counts.values()) for _ in range(n)]
-    random.Random(plan.seed).shuffle(order)
-    return order
-
-
-def generate_rows(
-    plan: LoadPlan, factory: EventFactory, next_seq: dict[str, int], chunk: int = 20_000
-) -> Iterator[tuple[list[EventRowT], list[TargetRowT]]]:
-    """Rows in chunks, in time order (as they would have arrived), tenants interleaved."""
-    tenants = list(plan.counts)
-    order = _interleave(plan)
-    start = plan.end_us - plan.span_us
-    step = plan.span_us / max(1, len(order))
-    rng = factory.rng
-    events: list[EventRowT] = []
-    targets: list[TargetRowT] = []
-    for i, t_index in enumerate(order):
-        tenant = tenants[t_index]
-        seq = next_seq[tenant]
-        next_seq[tenant] = seq + 1
-        received = start + int(i * step)
-        occurred = received - rng.randrange(5_000_000)  # clients report a few s late
-        row, trows = factory.stored_row(tenant, seq, occurred, received)
-        events.append(row)
-        targets.extend(trows)
-        if len(events) >= chunk:
-            yield events, targets
-            events, targets = [], []
-    if events:
-        yield events, targets
