@@ -22,6 +22,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_EXAMPLE = {
+    "group_by": "action",
+    "interval": "day",
+    "from": "2026-01-01T00:00:00.000000Z",
+    "to": "2026-01-03T00:00:00.000000Z",
+    "source": "rollup",
+    "total": 57,
+    "top": [{"key": "user.login", "count": 41}, {"key": "document.update", "count": 12}],
+    "buckets": [
+        {"start": "2026-01-01T00:00:00.000000Z", "count": 30, "counts": [22, 6]},
+        {"start": "2026-01-02T00:00:00.000000Z", "count": 27, "counts": [19, 6]},
+    ],
+}
+
+
 @router.get(
     "/stats",
     summary="Counts over time and the top groups",
@@ -34,7 +49,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "ingest answered, or the events were counted (filters no rollup holds: words, "
         "names, targets, metadata, ip)."
     ),
-    responses=_ERRORS,
+    responses={
+        200: {
+            "description": "Counts over the window",
+            "content": {"application/json": {"example": _EXAMPLE}},
+        },
+        **_ERRORS,
+    },
 )
 async def get_stats(
     principal: CurrentPrincipal,
