@@ -34,7 +34,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from rich.console import Console
@@ -45,6 +45,7 @@ from trailkeep.integrity.note import generate_signer
 from trailkeep.store.urls import DatabaseUrlError, parse_database_url
 from workload import EventFactory, EventRowT, TargetRowT, Txn
 
+T = TypeVar("T")
 HOST = "127.0.0.1"
 # The log host the benchmarks' signing key is named after (origins "bench.local/t/T").
 LOG_HOST = "bench.local"
@@ -395,24 +396,43 @@ class Server:
 
 
 class LoadProgress:
-    """Counts the events of a bulk load and says how far it got, every 5 s and at the end."""
+    """Counts the events of a bulk load and says how far it got, every 5 s and at the end.
+
+    ``chunks`` wraps the iterator of row chunks so that the time spent waiting for rows
+    (made by rowgen's workers, or in this process) is told apart from writing them.
+    """
 
     def __init__(self, label: str, total: int) -> None:
         self.label = label
         self.total = total
         self.done = 0
         self.began = time.perf_counter()
+        self.waited = 0.0
         self._last_report = self.began
+
+    def chunks(self, rows: Iterable[T]) -> Iterator[T]:
+        it = iter(rows)
+        while True:
+            began = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            finally:
+                self.waited += time.perf_counter() - began
+            yield item
 
     def advance(self, events: int) -> None:
         self.done += events
         now = time.perf_counter()
         if now - self._last_report >= 5 or self.done == self.total:
-            rate = self.done / (now - self.began)
+            elapsed = now - self.began
+            rate = self.done / elapsed
             eta = (self.total - self.done) / rate if rate else 0
             progress.print(
                 f"  {self.label}: {self.done:,}/{self.total:,} events "
-                f"({rate:,.0f}/s, ~{eta:,.0f} s left)"
+                f"({rate:,.0f}/s, ~{eta:,.0f} s left; {self.waited / elapsed:.0%} of the time "
+                "waiting for rows, the rest writing)"
             )
             self._last_report = now
 
@@ -422,6 +442,7 @@ class LoadProgress:
             "events": self.done,
             "seconds": round(elapsed, 2),
             "events_per_s": self.done / elapsed,
+            "waiting_for_rows_s": round(self.waited, 2),
         }
 
 

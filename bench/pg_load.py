@@ -194,7 +194,7 @@ class PgDatabase:
             seqs = _next_seqs(conn, plan.counts)
             qmark = QmarkConnection(conn)
             tree = TreeLoader.open(qmark, dict(seqs), label)
-            for events, targets in generate_rows(plan, factory, seqs):
+            for events, targets in load.chunks(generate_rows(plan, factory, seqs)):
                 partitions.ensure(conn, {month_of(row[3]) for row in events})
                 with conn.transaction():
                     insert_stored_rows(conn, events, targets)

@@ -31,11 +31,14 @@ ratio API p95 / DuckDB p95 is reported. Targets: filtered p95 <= 10 ms, fulltext
 --deep-page (500) pages deep with the cursor (pages 495..505 measured; --no-deep).
 
 Needs the bench extra (``pip install -e '.[dev,bench]'``, as ``make bench`` does).
-Building 5,000,000 events takes a while on each backend and ~6 GB on SQLite, so keep
-the data set (and the Parquet export):
+Building 5,000,000 events takes a while (on this 2-core machine ~5,000 events/s on
+SQLite, ~3,000 on PostgreSQL: the service's insert code, tokenizing included, is the
+bottleneck; the progress lines say how much of the time went to waiting for rows) and
+room (~1.5 KB per event on SQLite, ~2.4 KB on PostgreSQL), so keep the data set and the
+Parquet export (~50 bytes per event, ~1 minute to make for 2,000,000 events):
 
     .venv/bin/python bench/query.py --db bench/results/query.db \\
-        --json --out bench/results/query.json                # builds, then runs
+        --out bench/results/query.json                       # builds, then runs
     .venv/bin/python bench/query.py --db bench/results/query.db   # reuses both
     .venv/bin/python bench/query.py --database-url \\
         postgresql://postgres@127.0.0.1:5432/trailkeep_bench_q \\

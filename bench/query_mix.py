@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trailkeep.events.schema import SEVERITY_RANK
-from vocabulary import tokens, vocabulary
+from vocabulary import TOKEN, tokens, vocabulary
 from workload import DAY_US, EventFactory, reserved_tokens, rfc3339_us
 
 TARGETS_MS = {"filtered": 10.0, "fulltext": 50.0, "stats": 20.0}
@@ -101,22 +101,22 @@ def search_text(row: dict[str, Any]) -> str:
     if isinstance(name, str):
         fields.append(name)
     fields += [t["name"] for t in row.get("targets") or () if isinstance(t.get("name"), str)]
-    fields += list(_metadata_values(row.get("metadata")))
-    parts = (" ".join(tokens(text)) for text in fields)
+    fields += _metadata_values(row.get("metadata"))
+    # Lower-casing the joined tokens is lower-casing each (str.lower maps characters).
+    parts = (" ".join(TOKEN.findall(text)).lower() for text in fields)
     return "|" + "|".join(f" {p} " for p in parts if p) + "|"
 
 
-def _metadata_values(value: Any) -> Iterator[str]:
+def _metadata_values(value: Any) -> list[str]:
+    """Strings and numbers anywhere in metadata, in order."""
+    if isinstance(value, str):
+        return [value]
     if isinstance(value, bool) or value is None:
-        return
-    if isinstance(value, str | int | float):
-        yield str(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _metadata_values(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _metadata_values(item)
+        return []
+    if isinstance(value, int | float):
+        return [str(value)]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return [text for item in items for text in _metadata_values(item)]
 
 
 # -- the mix -----------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def event_queries(factory: EventFactory, timeline: Timeline, seed: int) -> list[
             one(T("action", "document.updated"), T("outcome", "failure")),
         ),
         EventQuery(
-            "not action, severity",
+            "not action+severity",
             "filtered",
             one(T("action", "user.login", negated=True), T("severity", "WARNING")),
         ),
@@ -251,10 +251,10 @@ def stats_queries(timeline: Timeline, shifts: int = 5) -> list[StatsQuery]:
         if timeline.end_day - (k + STATS_DAYS) * DAY_US >= timeline.first_day
     ] or [occurred_term(timeline.first_day, timeline.end_day)]
     plain = tuple((w,) for w in windows)
-    out = [StatsQuery(f"by {g}, day", g, "day", plain) for g in STATS_GROUPS]
-    out.append(StatsQuery("by action, hour", "action", "hour", plain))
+    out = [StatsQuery(f"{g} by day", g, "day", plain) for g in STATS_GROUPS]
+    out.append(StatsQuery("action by hour", "action", "hour", plain))
     failed = tuple((w, Term("outcome", "failure")) for w in windows)
-    out.append(StatsQuery("failures by action, day", "action", "day", failed))
+    out.append(StatsQuery("failed actions by day", "action", "day", failed))
     return out
 
 

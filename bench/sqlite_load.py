@@ -84,7 +84,7 @@ class SqliteDatabase:
         try:
             seqs = _next_seqs(conn, plan.counts)
             tree = TreeLoader.open(conn, dict(seqs), label)
-            for events, targets in generate_rows(plan, factory, seqs):
+            for events, targets in load.chunks(generate_rows(plan, factory, seqs)):
                 conn.execute("BEGIN IMMEDIATE")
                 insert_stored_rows(conn, events, targets)
                 tree.write(conn, events)

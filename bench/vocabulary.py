@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"[^\W_]+")
+TOKEN = re.compile(r"[^\W_]+")  # a run of characters for which str.isalnum() holds
 
 
 def word_list(text: str, sep: str | None = None) -> tuple[str, ...]:
@@ -39,7 +39,7 @@ def word_list(text: str, sep: str | None = None) -> tuple[str, ...]:
 
 def tokens(text: str) -> list[str]:
     """Runs of letters and digits, lower-cased (what a word query matches)."""
-    return [t.lower() for t in _TOKEN.findall(text)]
+    return [t.lower() for t in TOKEN.findall(text)]
 
 
 COMMON: tuple[tuple[str, float], ...] = (("session", 0.25), ("user", 0.25))
