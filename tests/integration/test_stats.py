@@ -7,7 +7,9 @@ filters only a scan serves (source "scan"); globex's events must never be counte
 
 from __future__ import annotations
 
+import random
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -161,3 +163,57 @@ def test_rollups_follow_ingest_and_tenant_deletion(world: World) -> None:
     params["tenant_id"] = "tmp-co2"
     body = world.client.get("/v1/stats", params=params, headers=headers).json()
     assert body["total"] == 0
+
+
+def test_long_windows_add_up_wide_buckets_exactly(world: World) -> None:
+    """Actors over ~70 days (the 2 to 16-day actor rollups) and actions over days read
+    by the hour (daily buckets in the middle, hours at the edges): the reference's
+    numbers for windows at many offsets."""
+    headers = world.admin
+    assert world.client.post("/v1/tenants", json={"id": "long-co"}, headers=headers).is_success
+    rng = random.Random(7)
+    base = datetime(2024, 1, 3, tzinfo=UTC)
+    events = [
+        {
+            "action": rng.choice(["a.read", "a.write", "b.login", "c.export"]),
+            "actor": {"id": f"u{min(rng.randrange(12), rng.randrange(12))}"},
+            "occurred_at": (base + timedelta(minutes=rng.randrange(70 * 24 * 60))).isoformat(),
+            "outcome": rng.choice(["success", "success", "failure"]),
+            "tenant_id": "long-co",
+        }
+        for _ in range(600)
+    ]
+    for start in range(0, len(events), 200):
+        r = world.client.post(
+            "/v1/events/batch",
+            json={"events": events[start : start + 200]},
+            headers=headers,
+        )
+        assert r.status_code == 200 and r.json()["created"] == 200, r.text
+
+    def check(lo: datetime, hi: datetime, group_by: str, interval: str, source: str) -> None:
+        q = f"occurred>={lo.isoformat()} occurred<{hi.isoformat()}"
+        params = {"q": q, "group_by": group_by, "interval": interval, "top": 5}
+        r = world.client.get(
+            "/v1/stats", params={**params, "tenant_id": "long-co"}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        key = "actor" if group_by == "actor" else "action"
+        inside = [e for e in events if lo <= datetime.fromisoformat(e["occurred_at"]) < hi]
+        counts = Counter(e[key]["id"] if key == "actor" else e[key] for e in inside)
+        want = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        label = (lo, hi, group_by, interval)
+        assert body["source"] == source, label
+        assert body["total"] == len(inside), label
+        assert [(t["key"], t["count"]) for t in body["top"]] == want, label
+        assert sum(b["count"] for b in body["buckets"]) == len(inside), label
+        for i, (k, n) in enumerate(want):
+            assert sum(b["counts"][i] for b in body["buckets"]) == n, (label, k)
+
+    for offset, days in ((0, 70), (1, 30), (5, 33), (17, 45), (40, 3), (12, 1)):
+        lo = base + timedelta(days=offset)
+        check(lo, lo + timedelta(days=days), "actor", "day", "rollup")
+    for offset_h, hours in ((5, 80), (30, 7), (2, 24 * 20 + 3)):
+        lo = base + timedelta(hours=offset_h)
+        check(lo, lo + timedelta(hours=hours), "action", "hour", "rollup")

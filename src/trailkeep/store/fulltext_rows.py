@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
@@ -39,6 +40,11 @@ class TsvectorBinaryDumper(Dumper):
 
 class TsvectorBinary(bytes):
     """A tsvector in binary wire format (registers TsvectorBinaryDumper's oid)."""
+
+
+# Registered once for every PostgreSQL connection made from now on (psycopg copies the
+# global map into each new connection), not per insert.
+psycopg.adapters.register_dumper(TsvectorBinary, TsvectorBinaryDumper)
 
 
 def with_search(event_rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -8,49 +8,89 @@ same rows on PostgreSQL then lock them in the same order and cannot deadlock.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from trailkeep.store.rollup_specs import NO_ACTOR, ROLLUPS, RollupSpec
+from trailkeep.store.rollup_specs import (
+    ACTOR_DIMS,
+    FAMILIES,
+    NO_ACTOR,
+    TARGET_DIMS,
+    RollupSpec,
+)
 from trailkeep.store.sql import SqlConnection
 
-# Column order of stored event rows (event_rows.StoredRows.events) and target rows.
-_TENANT, _SEQ, _OCCURRED, _ACTION, _ACTOR, _SEVERITY, _OUTCOME = 0, 1, 3, 5, 6, 8, 9
+# Column order of stored event rows (event_rows.StoredRows.events).
+_TENANT, _OCCURRED, _ACTOR = 0, 3, 6
+_EVENT_COLUMN = {"action": 5, "severity": 8, "outcome": 9}
 _CHUNK = 200
+
+Key = tuple[Any, ...]  # (tenant_id, bucket, *dims)
+
+
+def _base_counts(
+    family: tuple[RollupSpec, ...],
+    event_rows: Sequence[tuple[Any, ...]],
+    target_rows: Sequence[tuple[Any, ...]],
+) -> Counter[Key]:
+    """Counts of the family's narrowest rollup."""
+    spec = family[0]
+    width = spec.width_us
+    counter: Counter[Key] = Counter()
+    if spec.dims == TARGET_DIMS:
+        # Target rows: (tenant_id, seq, target_type, target_id, occurred_at); an event
+        # counts once per distinct type of its targets.
+        for tenant, _seq, kind, occurred in {(r[0], r[1], r[2], r[4]) for r in target_rows}:
+            counter[(tenant, occurred - occurred % width, kind)] += 1
+    elif spec.dims == ACTOR_DIMS:
+        for r in event_rows:
+            occurred = r[_OCCURRED]
+            actor = r[_ACTOR] if r[_ACTOR] is not None else NO_ACTOR
+            counter[(r[_TENANT], occurred - occurred % width, actor)] += 1
+    else:
+        columns = [_EVENT_COLUMN[d] for d in spec.dims]
+        for r in event_rows:
+            occurred = r[_OCCURRED]
+            counter[(r[_TENANT], occurred - occurred % width, *(r[c] for c in columns))] += 1
+    return counter
 
 
 def rollup_deltas(
     event_rows: Sequence[tuple[Any, ...]], target_rows: Sequence[tuple[Any, ...]]
-) -> dict[RollupSpec, Counter[tuple[Any, ...]]]:
-    """Per rollup: count per key (tenant_id, bucket, *dims) of the new rows."""
-    deltas: dict[RollupSpec, Counter[tuple[Any, ...]]] = {spec: Counter() for spec in ROLLUPS}
-    for spec in ROLLUPS:
-        counter = deltas[spec]
-        width = spec.width_us
-        if spec.dims == ("target_type",):
-            seen = {(r[0], r[1], r[2], r[4]) for r in target_rows}  # one per event and type
-            for tenant, _seq, kind, occurred in seen:
-                counter[(tenant, occurred - occurred % width, kind)] += 1
-        elif spec.dims == ("actor_id",):
-            for r in event_rows:
-                occurred = r[_OCCURRED]
-                actor = r[_ACTOR] if r[_ACTOR] is not None else NO_ACTOR
-                counter[(r[_TENANT], occurred - occurred % width, actor)] += 1
-        else:
-            for r in event_rows:
-                occurred = r[_OCCURRED]
-                key = (r[_TENANT], occurred - occurred % width, r[_ACTION], r[_SEVERITY])
-                counter[(*key, r[_OUTCOME])] += 1
+) -> dict[RollupSpec, Counter[Key]]:
+    """Per rollup: count per key (tenant_id, bucket, *dims) of the new rows. The wider
+    rollups of a family are summed from its narrowest (Python's % floors, as the
+    buckets must, also before 1970)."""
+    deltas: dict[RollupSpec, Counter[Key]] = {}
+    for family in FAMILIES:
+        base = _base_counts(family, event_rows, target_rows)
+        deltas[family[0]] = base
+        for spec in family[1:]:
+            wider: Counter[Key] = Counter()
+            width = spec.width_us
+            for (tenant, bucket, *dims), n in base.items():
+                wider[(tenant, bucket - bucket % width, *dims)] += n
+            deltas[spec] = wider
     return deltas
+
+
+def sorted_deltas(
+    event_rows: Sequence[tuple[Any, ...]], target_rows: Sequence[tuple[Any, ...]]
+) -> Iterator[tuple[RollupSpec, list[tuple[Key, int]]]]:
+    """Each rollup's (key, count) pairs in key order (the order rows get locked in)."""
+    if not event_rows:
+        return
+    for spec, counter in rollup_deltas(event_rows, target_rows).items():
+        if counter:
+            yield spec, sorted(counter.items())
 
 
 def upsert_sql(spec: RollupSpec, rows: int) -> str:
     columns = ("tenant_id", "bucket", *spec.dims, "n")
     values = ",".join(["(" + ",".join("?" * len(columns)) + ")"] * rows)
-    keys = ", ".join(columns[:-1])
     return (
         f"INSERT INTO {spec.table} ({', '.join(columns)}) VALUES {values}"
-        f" ON CONFLICT ({keys}) DO UPDATE SET n = {spec.table}.n + excluded.n"
+        f" ON CONFLICT ({', '.join(columns[:-1])}) DO UPDATE SET n = {spec.table}.n + excluded.n"
     )
 
 
@@ -59,11 +99,9 @@ def add_to_rollups(
     event_rows: Sequence[tuple[Any, ...]],
     target_rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """Add the new rows' counts to every rollup (inside the caller's transaction)."""
-    if not event_rows:
-        return
-    for spec, counter in rollup_deltas(event_rows, target_rows).items():
-        items = sorted(counter.items())
+    """SQLite: add the new rows' counts to every rollup (in the caller's transaction).
+    PostgreSQL has its own, one statement per rollup (postgres/rollup_writes.py)."""
+    for spec, items in sorted_deltas(event_rows, target_rows):
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             args = [v for key, n in chunk for v in (*key, n)]
@@ -71,17 +109,17 @@ def add_to_rollups(
 
 
 def rebuild_rollups_sql(spec: RollupSpec) -> str:
-    """SQL that fills an empty rollup from stored events (the migration's backfill)."""
+    """SQL that fills an empty rollup from stored events (the migrations' backfill)."""
     w = spec.width_us
     # Floor, as in rollup_deltas (SQL's % truncates toward zero before 1970).
     bucket = f"(occurred_at - ((occurred_at % {w}) + {w}) % {w})"
-    if spec.dims == ("target_type",):
+    if spec.dims == TARGET_DIMS:
         return (
             f"INSERT INTO {spec.table} (tenant_id, bucket, target_type, n)"
             f" SELECT tenant_id, {bucket}, target_type, COUNT(DISTINCT seq) FROM event_targets"
             f" GROUP BY tenant_id, {bucket}, target_type"
         )
-    if spec.dims == ("actor_id",):
+    if spec.dims == ACTOR_DIMS:
         actor = f"COALESCE(actor_id, '{NO_ACTOR}')"
         return (
             f"INSERT INTO {spec.table} (tenant_id, bucket, actor_id, n)"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import Connection, text
 
 from trailkeep.kit.fulltext import document_text, document_tsvector
 from trailkeep.store.fulltext_rows import TENANT_SHIFT, body_tokens
-from trailkeep.store.rollup_specs import ROLLUPS
+from trailkeep.store.rollup_specs import RollupSpec
 from trailkeep.store.rollups import rebuild_rollups_sql
 
 _BATCH = 5_000
@@ -25,8 +26,8 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def backfill_rollups(conn: Connection) -> None:
-    for spec in ROLLUPS:
+def backfill_rollups(conn: Connection, specs: Sequence[RollupSpec]) -> None:
+    for spec in specs:
         conn.execute(text(rebuild_rollups_sql(spec)))
 
 

@@ -1,25 +1,28 @@
 """Stats: counts over time and the top groups, from rollups when they can answer.
 
-A rollup (rollup_specs.py) answers when its width divides the bucket width, it holds
-the grouped dimension, and every filter of the query is on its dimensions. Anything
-else (words, actor names, targets, metadata, ...) is counted from the events
-themselves: the same three queries over ``events``, bounded by the query timeout.
+A rollup family (rollup_specs.py) answers when it holds the grouped dimension and
+every filter of the query is on its dimensions; the first such family in FAMILIES (the
+cheapest to read) is used. Anything else (words, actor names, targets, metadata, ...) is
+counted from the events themselves, bounded by the query timeout.
 
-The three queries: the top N groups over the window; the total per bucket; and the
-count per bucket of each top group. The rollup table, or events, is aliased ``e`` with
-the same column names, so the filter SQL (event_reads.residual_of) serves both.
+Three queries: the top N groups over the window, which adds up the family's widest
+buckets that fit in the window and narrower ones only at its edges (``tile``); the
+total per bucket, from the cheapest family that can filter (the totals family unless a
+filter needs more); and the count per bucket of each top group. The rollup table, or
+events, is aliased ``e`` with the same column names, so the filter SQL
+(event_reads.residual_of) serves both.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from trailkeep.kit.query_ast import SeverityMatch, TextMatch
 from trailkeep.store.conditions import Where
 from trailkeep.store.event_reads import ReadDialect, residual_of
 from trailkeep.store.models import EventFilter, StatsRequest, StatsResult
-from trailkeep.store.rollup_specs import MAIN_DIMS, NO_ACTOR, ROLLUPS, RollupSpec
+from trailkeep.store.rollup_specs import FAMILIES, NO_ACTOR, RollupSpec
 from trailkeep.store.search_reads import text_predicate
 from trailkeep.store.sql import SqlConnection
 
@@ -30,67 +33,95 @@ _GROUP_COLUMN = {
     "actor": "actor_id",
     "target_type": "target_type",
 }
-# Query fields each rollup's dimensions can filter on.
+# Query fields a rollup's dimensions can filter on.
 _FILTERABLE = {"action": "action", "outcome": "outcome", "actor.id": "actor_id"}
 
+Family = tuple[RollupSpec, ...]
 
-def _served_by(spec: RollupSpec, flt: EventFilter) -> bool:
-    dims = set(spec.dims)
+
+def filter_dims(flt: EventFilter) -> set[str] | None:
+    """The rollup dimensions ``flt`` filters on; None when no rollup can filter it."""
     if flt.text or flt.target_type is not None:
-        return False
-    used = {
-        "action": flt.action is not None or bool(flt.action_prefix),
-        "severity": flt.min_severity is not None,
-        "outcome": flt.outcome is not None,
-        "actor_id": flt.actor_id is not None,
-    }
-    if any(on and name not in dims for name, on in used.items()):
-        return False
+        return None
+    dims = set()
+    if flt.action is not None or flt.action_prefix:
+        dims.add("action")
+    if flt.min_severity is not None:
+        dims.add("severity")
+    if flt.outcome is not None:
+        dims.add("outcome")
+    if flt.actor_id is not None:
+        dims.add("actor_id")
     for term in flt.conditions:
         if isinstance(term, SeverityMatch):
-            column = "severity"
+            dims.add("severity")
         elif isinstance(term, TextMatch) and term.field in _FILTERABLE:
-            column = _FILTERABLE[term.field]
+            dims.add(_FILTERABLE[term.field])
         else:
-            return False
-        if column not in dims:
-            return False
-    return True
+            return None
+    return dims
 
 
-def choose_rollup(request: StatsRequest) -> RollupSpec | None:
-    column = _GROUP_COLUMN[request.group_by]
-    for spec in ROLLUPS:
-        if (
-            request.width_us % spec.width_us == 0
-            and column in spec.dims
-            and _served_by(spec, request.flt)
-        ):
-            # ROLLUPS lists hourly before daily: prefer the widest that fits.
-            wider = [
-                s
-                for s in ROLLUPS
-                if s.dims == spec.dims
-                and s.width_us > spec.width_us
-                and request.width_us % s.width_us == 0
-            ]
-            return wider[0] if wider else spec
+def _family_for(dims: set[str], width_us: int) -> Family | None:
+    """The cheapest family holding ``dims`` whose narrowest buckets divide ``width_us``."""
+    for family in FAMILIES:
+        if dims <= set(family[0].dims) and width_us % family[0].width_us == 0:
+            return family
     return None
 
 
-def _source(
-    dialect: ReadDialect, request: StatsRequest, spec: RollupSpec | None, by_target: bool
-) -> tuple[str, str, str, Where]:
-    """(FROM clause, bucket expression, count expression, WHERE) for the request."""
-    flt = request.flt
+def _widest_dividing(family: Family, width_us: int) -> RollupSpec:
+    return [s for s in family if width_us % s.width_us == 0][-1]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsPlan:
+    """Where each of the three queries reads; None: from events."""
+
+    top: Family | None  # the top groups (tiled over the family's widths)
+    groups: RollupSpec | None  # counts per bucket of the top groups
+    totals: RollupSpec | None  # total per bucket
+
+
+def plan_stats(request: StatsRequest) -> StatsPlan:
+    dims = filter_dims(request.flt)
+    if dims is None:
+        return StatsPlan(None, None, None)
     width = request.width_us
+    family = _family_for(dims | {_GROUP_COLUMN[request.group_by]}, width)
+    totals = _family_for(dims, width)
+    if family is None or totals is None:
+        return StatsPlan(None, None, None)
+    return StatsPlan(family, _widest_dividing(family, width), _widest_dividing(totals, width))
+
+
+def tile(start: int, end: int, widths: list[int]) -> list[tuple[int, int, int]]:
+    """[start, end) as (width, lo, hi) pieces of whole buckets of ``widths`` (ascending,
+    each dividing the next): the widest fitting buckets in the middle, narrower ones
+    toward the edges. ``start`` and ``end`` are multiples of the narrowest width."""
+    if start >= end:
+        return []
+    for i in range(len(widths) - 1, -1, -1):
+        w = widths[i]
+        lo, hi = -(-start // w) * w, end // w * w
+        if lo < hi:
+            return [*tile(start, lo, widths[:i]), (w, lo, hi), *tile(hi, end, widths[:i])]
+    raise ValueError(f"[{start}, {end}) is not made of buckets of {widths}")
+
+
+def _rollup_where(dialect: ReadDialect, flt: EventFilter) -> Where:
+    """The tenant and the filters, on a rollup (each query adds its own window)."""
     where = Where()
     where.add("e.tenant_id = ?", flt.tenant_id)
-    if spec is not None:
-        where.add("e.bucket >= ? AND e.bucket < ?", request.start, request.end)
-        plain = replace(flt, occurred_from=None, occurred_to=None)
-        where.extend(residual_of(dialect, plain, set()))
-        return f"{spec.table} e", bucket_start("e.bucket", width, dialect), "SUM(e.n)", where
+    where.extend(residual_of(dialect, replace(flt, occurred_from=None, occurred_to=None), set()))
+    return where
+
+
+def _scan_source(dialect: ReadDialect, request: StatsRequest, by_target: bool) -> tuple[str, Where]:
+    """(FROM clause, WHERE with the window) counting the events themselves."""
+    flt = request.flt
+    where = Where()
+    where.add("e.tenant_id = ?", flt.tenant_id)
     where.add("e.occurred_at >= ? AND e.occurred_at < ?", request.start, request.end)
     plain = replace(flt, occurred_from=None, occurred_to=None, text=())
     where.extend(residual_of(dialect, plain, set()))
@@ -105,7 +136,7 @@ def _source(
             " ON g.tenant_id = e.tenant_id AND g.occurred_at = e.occurred_at AND g.seq = e.seq"
         )
         where = Where([*where.sql], [flt.tenant_id, request.start, request.end, *where.args])
-    return source, bucket_start("e.occurred_at", width, dialect), "COUNT(*)", where
+    return source, where
 
 
 def bucket_start(expr: str, width: int, dialect: ReadDialect) -> str:
@@ -115,39 +146,90 @@ def bucket_start(expr: str, width: int, dialect: ReadDialect) -> str:
     return f"({expr} - (({expr} {mod} {width}) + {width}) {mod} {width})"
 
 
-def _group_expr(request: StatsRequest, spec: RollupSpec | None) -> str:
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """One of the three queries' source: FROM, WHERE (window included), bucket, count."""
+
+    source: str
+    where: Where
+    bucket: str
+    count: str
+
+
+def _from_rollup(dialect: ReadDialect, request: StatsRequest, spec: RollupSpec) -> _Counted:
+    where = _rollup_where(dialect, request.flt)
+    where.add("e.bucket >= ? AND e.bucket < ?", request.start, request.end)
+    # A rollup as wide as the interval: its own bucket column, in key order, lets the
+    # database group without sorting.
+    bucket = (
+        "e.bucket"
+        if spec.width_us == request.width_us
+        else bucket_start("e.bucket", request.width_us, dialect)
+    )
+    return _Counted(f"{spec.table} e", where, bucket, "SUM(e.n)")
+
+
+def _from_events(dialect: ReadDialect, request: StatsRequest, by_target: bool) -> _Counted:
+    source, where = _scan_source(dialect, request, by_target)
+    return _Counted(
+        source, where, bucket_start("e.occurred_at", request.width_us, dialect), "COUNT(*)"
+    )
+
+
+def _group_expr(request: StatsRequest, from_rollup: bool) -> str:
     if request.group_by == "target_type":
-        return "e.target_type" if spec is not None else "g.target_type"
+        return "e.target_type" if from_rollup else "g.target_type"
     if request.group_by == "actor":
         # Events without an actor group under NO_ACTOR, as in the rollup.
-        return "e.actor_id" if spec is not None else f"COALESCE(e.actor_id, '{NO_ACTOR}')"
+        return "e.actor_id" if from_rollup else f"COALESCE(e.actor_id, '{NO_ACTOR}')"
     return f"e.{_GROUP_COLUMN[request.group_by]}"
+
+
+def _top_sql(dialect: ReadDialect, request: StatsRequest, family: Family) -> tuple[str, list[Any]]:
+    """The top groups, adding up the family's buckets that tile the window."""
+    group = _group_expr(request, from_rollup=True)
+    where = _rollup_where(dialect, request.flt)
+    tables = {s.width_us: s.table for s in family}
+    parts: list[str] = []
+    args: list[Any] = []
+    for width, lo, hi in tile(request.start, request.end, sorted(tables)):
+        parts.append(
+            f"SELECT {group} AS k, e.n AS n FROM {tables[width]} e"
+            f" WHERE {where.text()} AND e.bucket >= ? AND e.bucket < ?"
+        )
+        args += [*where.args, lo, hi]
+    union = " UNION ALL ".join(parts)
+    sql = f"SELECT k, SUM(n) AS c FROM ({union}) AS p GROUP BY k ORDER BY c DESC, k LIMIT ?"
+    return sql, [*args, request.top]
 
 
 def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest) -> StatsResult:
     if request.flt.impossible:
         return StatsResult("rollup", 0, [], {}, {})
-    spec = choose_rollup(request)
+    plan = plan_stats(request)
     by_target = request.group_by == "target_type"
-    source, bucket, count, where = _source(dialect, request, spec, by_target)
-    group = _group_expr(request, spec)
-    # Totals count events: grouped by target type, an event counts once per type, so
-    # its totals come from events (or the main rollup of the same width) instead.
-    totals_source, totals_where = source, where
-    if by_target:
-        main = _main_rollup(spec) if spec is not None else None
-        totals_source, _, _, totals_where = _source(dialect, request, main, by_target=False)
-    top_rows = conn.execute(
-        f"SELECT {group} AS k, {count} AS c FROM {source} WHERE {where.text()}"
-        f" GROUP BY {group} ORDER BY c DESC, k LIMIT ?",
-        [*where.args, request.top],
-    ).fetchall()
-    totals = {
+    if plan.top is not None and plan.groups is not None and plan.totals is not None:
+        top_sql, top_args = _top_sql(dialect, request, plan.top)
+        groups = _from_rollup(dialect, request, plan.groups)
+        totals = _from_rollup(dialect, request, plan.totals)
+        group = _group_expr(request, from_rollup=True)
+    else:
+        groups = _from_events(dialect, request, by_target)
+        # Grouped by target type an event counts once per type: totals count events.
+        totals = _from_events(dialect, request, False) if by_target else groups
+        group = _group_expr(request, from_rollup=False)
+        top_sql = (
+            f"SELECT {group} AS k, {groups.count} AS c FROM {groups.source}"
+            f" WHERE {groups.where.text()} GROUP BY {group} ORDER BY c DESC, k LIMIT ?"
+        )
+        top_args = [*groups.where.args, request.top]
+    top_rows = conn.execute(top_sql, top_args).fetchall()
+    bucket_totals = {
         int(b): int(c)
         for b, c in conn.execute(
-            f"SELECT {bucket} AS b, {count} FROM {totals_source} WHERE {totals_where.text()}"
-            " GROUP BY b",
-            totals_where.args,
+            f"SELECT {totals.bucket} AS b, {totals.count} FROM {totals.source}"
+            f" WHERE {totals.where.text()} GROUP BY b",
+            totals.where.args,
         ).fetchall()
     }
     by_group: dict[tuple[int, Any], int] = {}
@@ -155,22 +237,18 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
     if keys:
         marks = ",".join("?" * len(keys))
         rows = conn.execute(
-            f"SELECT {bucket} AS b, {group} AS k, {count} FROM {source}"
-            f" WHERE {where.text()} AND {group} IN ({marks}) GROUP BY b, k",
-            [*where.args, *keys],
+            f"SELECT {groups.bucket} AS b, {group} AS k, {groups.count} FROM {groups.source}"
+            f" WHERE {groups.where.text()} AND {group} IN ({marks}) GROUP BY b, k",
+            [*groups.where.args, *keys],
         ).fetchall()
         by_group = {(int(b), _key(request, k)): int(c) for b, k, c in rows}
     return StatsResult(
-        "rollup" if spec is not None else "scan",
-        sum(totals.values()),
+        "rollup" if plan.top is not None else "scan",
+        sum(bucket_totals.values()),
         [(_key(request, k), int(c)) for k, c in top_rows],
-        totals,
+        bucket_totals,
         by_group,
     )
-
-
-def _main_rollup(spec: RollupSpec) -> RollupSpec:
-    return next(s for s in ROLLUPS if s.dims == MAIN_DIMS and s.width_us == spec.width_us)
 
 
 def _key(request: StatsRequest, key: Any) -> Any:

@@ -19,10 +19,10 @@ import psycopg
 
 from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
 from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
-from trailkeep.store.fulltext_rows import TsvectorBinary, TsvectorBinaryDumper, with_search
+from trailkeep.store.fulltext_rows import with_search
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
-from trailkeep.store.rollups import add_to_rollups
+from trailkeep.store.postgres.rollup_writes import add_to_rollups
 from trailkeep.store.tree_sql import TreeAppender
 
 EVENT_COLUMNS = (
@@ -100,7 +100,6 @@ def insert_stored_rows(
 
     Used by the writer, and by the benchmarks for their preloads.
     """
-    conn.adapters.register_dumper(TsvectorBinary, TsvectorBinaryDumper)
     copy_rows(conn, "events", EVENT_COLUMNS, _EVENT_TYPES, with_search(event_rows))
     copy_rows(
         conn,
@@ -110,7 +109,7 @@ def insert_stored_rows(
         [(r[0], r[1], r[2], r[3]) for r in event_rows],
     )
     copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
-    add_to_rollups(QmarkConnection(conn), event_rows, target_rows)
+    add_to_rollups(conn, event_rows, target_rows)
 
 
 def load_frontiers(conn: psycopg.Connection[Any], sizes: dict[str, int]) -> dict[str, TileFrontier]:

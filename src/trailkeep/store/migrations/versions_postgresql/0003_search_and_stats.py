@@ -11,8 +11,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.schema import CreateTable
 
-from trailkeep.store.rollup_specs import ROLLUPS
+from trailkeep.store.rollup_specs import rollups_named
 from trailkeep.store.schema import postgres_metadata
 from trailkeep.store.search_backfill import backfill_rollups, backfill_text
 
@@ -21,12 +22,18 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+# The rollups as this revision made them (later revisions add more).
+ROLLUPS = rollups_named(
+    "stats_hourly", "stats_daily", "stats_actor_daily", "stats_target_hourly", "stats_target_daily"
+)
+
 
 def upgrade() -> None:
     op.add_column("events", sa.Column("search", TSVECTOR, nullable=True))
     for spec in ROLLUPS:
-        postgres_metadata.tables[spec.table].create(op.get_bind())
-    backfill_rollups(op.get_bind())
+        # The table alone: indexes added to it later come with their revisions.
+        op.get_bind().execute(CreateTable(postgres_metadata.tables[spec.table]))
+    backfill_rollups(op.get_bind(), ROLLUPS)
     backfill_text(op.get_bind(), postgres=True)
     # After the backfill: one index build instead of an update per row.
     op.create_index("ix_events_search", "events", ["search"], postgresql_using="gin")

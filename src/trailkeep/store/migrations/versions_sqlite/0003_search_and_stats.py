@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import CreateTable
 
-from trailkeep.store.rollup_specs import ROLLUPS
+from trailkeep.store.rollup_specs import rollups_named
 from trailkeep.store.schema import sqlite_metadata
 from trailkeep.store.search_backfill import backfill_rollups, backfill_text, number_tenants
 
@@ -20,6 +21,11 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+
+# The rollups as this revision made them (later revisions add more).
+ROLLUPS = rollups_named(
+    "stats_hourly", "stats_daily", "stats_actor_daily", "stats_target_hourly", "stats_target_daily"
+)
 
 
 def upgrade() -> None:
@@ -32,8 +38,9 @@ def upgrade() -> None:
         "CREATE VIRTUAL TABLE events_fts USING fts5(terms, tokenize = 'ascii', detail = full)"
     )
     for spec in ROLLUPS:
-        sqlite_metadata.tables[spec.table].create(op.get_bind())
-    backfill_rollups(op.get_bind())
+        # The table alone: indexes added to it later come with their revisions.
+        op.get_bind().execute(CreateTable(sqlite_metadata.tables[spec.table]))
+    backfill_rollups(op.get_bind(), ROLLUPS)
     backfill_text(op.get_bind(), postgres=False)
 
 

@@ -1,0 +1,46 @@
+"""More stats rollups: totals, actions, and 2 to 16-day actor buckets (rollup_specs.py).
+
+They are filled from the stored events; the daily actor rollup gets an index by actor.
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+from alembic import op
+from sqlalchemy.schema import CreateTable
+
+from trailkeep.store.rollup_specs import ACTOR_INDEX, rollups_named
+from trailkeep.store.schema import sqlite_metadata
+from trailkeep.store.search_backfill import backfill_rollups
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+ROLLUPS = rollups_named(
+    "stats_totals_hourly",
+    "stats_totals_daily",
+    "stats_action_hourly",
+    "stats_action_daily",
+    "stats_actor_2d",
+    "stats_actor_4d",
+    "stats_actor_8d",
+    "stats_actor_16d",
+)
+
+
+def upgrade() -> None:
+    for spec in ROLLUPS:
+        op.get_bind().execute(CreateTable(sqlite_metadata.tables[spec.table]))
+    backfill_rollups(op.get_bind(), ROLLUPS)
+    name, table, columns = ACTOR_INDEX
+    op.create_index(name, table, list(columns))
+
+
+def downgrade() -> None:
+    op.drop_index(ACTOR_INDEX[0], ACTOR_INDEX[1])
+    for spec in ROLLUPS:
+        op.drop_table(spec.table)
