@@ -3,8 +3,10 @@
 Every query's answer is compared with tests/query_reference.py evaluated over all of
 acme's events, so both backends are shown to give the same results (and to follow the
 documented rules); globex's events (the `world` fixture) must never appear. Each query
-runs twice: with the full-text probe large enough to answer (common words) and with a
-probe of 3 rows, which sends every positive word to the full-text index.
+runs with the full-text probe large enough to answer (common words), and with a probe
+of 3 rows, which sends every positive word to the full-text index: there (SQLite) with
+few matches looked up one by one, and with FEW_MATCHES at 1, walking events newest
+first against the set of matches.
 """
 
 from __future__ import annotations
@@ -79,11 +81,19 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("probe", [search_reads.PROBE_ROWS, 3])
+@pytest.mark.parametrize(
+    ("probe", "few"),
+    [(search_reads.PROBE_ROWS, search_reads.FEW_MATCHES), (3, search_reads.FEW_MATCHES), (3, 1)],
+)
 def test_queries_match_the_reference(
-    world: World, acme: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, probe: int
+    world: World,
+    acme: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    probe: int,
+    few: int,
 ) -> None:
     monkeypatch.setattr(search_reads, "PROBE_ROWS", probe)
+    monkeypatch.setattr(search_reads, "FEW_MATCHES", few)
     assert len(acme) == 120
     for text in QUERIES:
         got = world.all_events("acme", q=text)

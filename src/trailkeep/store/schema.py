@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from trailkeep.store.rollup_specs import ACTOR_INDEX, ROLLUPS
+from trailkeep.store.rollup_specs import ROLLUP_INDEXES, ROLLUPS
 from trailkeep.store.urls import Backend
 
 # PostgreSQL compares text by the database's locale unless told otherwise; the range
@@ -216,8 +216,8 @@ def _rollups(md: MetaData, backend: Backend) -> None:
             PrimaryKeyConstraint("tenant_id", "bucket", *spec.dims, name=f"pk_{spec.table}"),
             **clustered,
         )
-    name, table, columns = ACTOR_INDEX
-    Index(name, *(md.tables[table].c[c] for c in columns))
+    for name, table, columns in ROLLUP_INDEXES:
+        Index(name, *(md.tables[table].c[c] for c in columns))
 
 
 _ROLLUP_TYPES: dict[str, Any] = {

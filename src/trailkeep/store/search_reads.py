@@ -8,8 +8,11 @@ newest 50 is the slow path this module avoids, in two steps:
    planner's index walk, keys only) and check the text conditions on just those rows.
    A word in more than ~1 in 40 events fills a page here, whatever its total count.
 2. **Index.** Otherwise the word is rare among recent events: ask the full-text index
-   for every match of the tenant, apply the other filters, sort, and take the page.
-   Rare words have few matches, so this sort is small.
+   for the tenant's matches. On SQLite, fewer than FEW_MATCHES (counted up to there)
+   are looked up and sorted; more are a set that a newest-first walk of the tenant's
+   events checks each row against (a word in 1 event of 1,000 fills a page after
+   ~50,000 rows, where looking up 2,000 scattered matches would cost more).
+   PostgreSQL reads the GIN index, filters, and sorts the matches.
 
 Conditions only negated ("-word") have nothing to look up in an index: the probe walks
 on, PROBE_ROWS at a time, until the page is full (most events match a negation).
@@ -42,6 +45,8 @@ from trailkeep.store.models import EventFilter, EventRow, PageKey
 from trailkeep.store.sql import SqlConnection
 
 PROBE_ROWS = 2000
+# SQLite: below this many matches of the tenant, the index step looks each one up.
+FEW_MATCHES = 1000
 _TENANT_BASE = f"(SELECT num FROM tenants WHERE id = ?) << {TENANT_SHIFT}"
 
 
@@ -118,6 +123,24 @@ def _probe(
     return found, False
 
 
+def _tenant_matches_sql(limit: bool) -> str:
+    """SQLite: the seqs of the tenant's FTS5 matches (args: tenant, MATCH expression)."""
+    return (
+        f"SELECT f.rowid - b.base AS seq FROM (SELECT {_TENANT_BASE} AS base) AS b"
+        " CROSS JOIN events_fts AS f WHERE f.terms MATCH ?"
+        f" AND f.rowid >= b.base AND f.rowid < b.base + {1 << TENANT_SHIFT}"
+        + (" LIMIT ?" if limit else "")
+    )
+
+
+def _few_matches(conn: SqlConnection, flt: EventFilter) -> bool:
+    """SQLite: does the text match fewer than FEW_MATCHES events of the tenant? Counts
+    at most that many, so a common word costs no more than a rare one."""
+    sql = f"SELECT COUNT(*) FROM ({_tenant_matches_sql(limit=True)}) AS m"
+    args = [flt.tenant_id, fts5_query(flt.text), FEW_MATCHES]
+    return int(conn.execute(sql, args).fetchone()[0]) < FEW_MATCHES
+
+
 def _from_index(
     conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, after: PageKey | None, limit: int
 ) -> list[tuple[int, int]]:
@@ -132,12 +155,21 @@ def _from_index(
             f" SELECT occurred_at, seq FROM m {order}"
         )
         args: list[Any] = [flt.tenant_id, tsquery(flt.text), *where.args, limit]
+    elif _few_matches(conn, flt):
+        # Few matches: look each one up and sort them (cost: the matches).
+        sql = (
+            f"SELECT e.occurred_at, e.seq FROM ({_tenant_matches_sql(limit=False)}) AS m"
+            " CROSS JOIN events AS e ON e.tenant_id = ? AND e.seq = m.seq"
+            f" WHERE {where.text()} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
+        )
+        args = [flt.tenant_id, fts5_query(flt.text), flt.tenant_id, *where.args, limit]
     else:
+        # Many: walk the tenant's events newest first until the page is full, checking
+        # each against the set of matches (cost: ~limit / frequency rows; at least
+        # FEW_MATCHES matches make that at most ~limit * tenant size / FEW_MATCHES).
         sql = (
             "SELECT e.occurred_at, e.seq FROM events e WHERE e.tenant_id = ? AND e.seq IN"
-            f" (SELECT f.rowid - b.base FROM (SELECT {_TENANT_BASE} AS base) AS b"
-            "  CROSS JOIN events_fts AS f WHERE f.terms MATCH ?"
-            f"  AND f.rowid >= b.base AND f.rowid < b.base + {1 << TENANT_SHIFT})"
+            f" ({_tenant_matches_sql(limit=False)})"
             f" AND {where.text()} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
         )
         args = [flt.tenant_id, flt.tenant_id, fts5_query(flt.text), *where.args, limit]

@@ -22,7 +22,7 @@ from trailkeep.kit.query_ast import SeverityMatch, TextMatch
 from trailkeep.store.conditions import Where
 from trailkeep.store.event_reads import ReadDialect, residual_of
 from trailkeep.store.models import EventFilter, StatsRequest, StatsResult
-from trailkeep.store.rollup_specs import FAMILIES, NO_ACTOR, RollupSpec
+from trailkeep.store.rollup_specs import FAMILIES, GROUP_INDEX, NO_ACTOR, RollupSpec
 from trailkeep.store.search_reads import text_predicate
 from trailkeep.store.sql import SqlConnection
 
@@ -156,7 +156,9 @@ class _Counted:
     count: str
 
 
-def _from_rollup(dialect: ReadDialect, request: StatsRequest, spec: RollupSpec) -> _Counted:
+def _from_rollup(
+    dialect: ReadDialect, request: StatsRequest, spec: RollupSpec, by_group: bool = False
+) -> _Counted:
     where = _rollup_where(dialect, request.flt)
     where.add("e.bucket >= ? AND e.bucket < ?", request.start, request.end)
     # A rollup as wide as the interval: its own bucket column, in key order, lets the
@@ -166,7 +168,11 @@ def _from_rollup(dialect: ReadDialect, request: StatsRequest, spec: RollupSpec) 
         if spec.width_us == request.width_us
         else bucket_start("e.bucket", request.width_us, dialect)
     )
-    return _Counted(f"{spec.table} e", where, bucket, "SUM(e.n)")
+    # SQLite's planner prefers the key's bucket range to the index by group, which reads
+    # every group's rows of the window; told, it reads the top groups' rows only.
+    indexed = by_group and spec.table in GROUP_INDEX
+    hint = dialect.hint(GROUP_INDEX[spec.table]) if indexed else ""
+    return _Counted(f"{spec.table} e{hint}", where, bucket, "SUM(e.n)")
 
 
 def _from_events(dialect: ReadDialect, request: StatsRequest, by_target: bool) -> _Counted:
@@ -210,7 +216,7 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
     by_target = request.group_by == "target_type"
     if plan.top is not None and plan.groups is not None and plan.totals is not None:
         top_sql, top_args = _top_sql(dialect, request, plan.top)
-        groups = _from_rollup(dialect, request, plan.groups)
+        groups = _from_rollup(dialect, request, plan.groups, by_group=True)
         totals = _from_rollup(dialect, request, plan.totals)
         group = _group_expr(request, from_rollup=True)
     else:
@@ -236,9 +242,12 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
     keys = [row[0] for row in top_rows]
     if keys:
         marks = ",".join("?" * len(keys))
+        count, grouping = groups.count, " GROUP BY b, k"
+        if _one_row_per_cell(request, plan.groups):
+            count, grouping = "e.n", ""  # a row per (bucket, group) already: no sorting
         rows = conn.execute(
-            f"SELECT {groups.bucket} AS b, {group} AS k, {groups.count} FROM {groups.source}"
-            f" WHERE {groups.where.text()} AND {group} IN ({marks}) GROUP BY b, k",
+            f"SELECT {groups.bucket} AS b, {group} AS k, {count} FROM {groups.source}"
+            f" WHERE {groups.where.text()} AND {group} IN ({marks}){grouping}",
             [*groups.where.args, *keys],
         ).fetchall()
         by_group = {(int(b), _key(request, k)): int(c) for b, k, c in rows}
@@ -248,6 +257,15 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
         [(_key(request, k), int(c)) for k, c in top_rows],
         bucket_totals,
         by_group,
+    )
+
+
+def _one_row_per_cell(request: StatsRequest, spec: RollupSpec | None) -> bool:
+    """Does ``spec`` hold exactly one row per bucket of the interval and group?"""
+    return (
+        spec is not None
+        and spec.width_us == request.width_us
+        and spec.dims == (_GROUP_COLUMN[request.group_by],)
     )
 
 

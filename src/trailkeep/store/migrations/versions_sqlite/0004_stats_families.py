@@ -1,6 +1,7 @@
 """More stats rollups: totals, actions, and 2 to 16-day actor buckets (rollup_specs.py).
 
-They are filled from the stored events; the daily actor rollup gets an index by actor.
+They are filled from the stored events; the daily actor and hourly
+action rollups get an index by group.
 
 Revision ID: 0004
 Revises: 0003
@@ -11,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy.schema import CreateTable
 
-from trailkeep.store.rollup_specs import ACTOR_INDEX, rollups_named
+from trailkeep.store.rollup_specs import ROLLUP_INDEXES, rollups_named
 from trailkeep.store.schema import sqlite_metadata
 from trailkeep.store.search_backfill import backfill_rollups
 
@@ -36,11 +37,12 @@ def upgrade() -> None:
     for spec in ROLLUPS:
         op.get_bind().execute(CreateTable(sqlite_metadata.tables[spec.table]))
     backfill_rollups(op.get_bind(), ROLLUPS)
-    name, table, columns = ACTOR_INDEX
-    op.create_index(name, table, list(columns))
+    for name, table, columns in ROLLUP_INDEXES:
+        op.create_index(name, table, list(columns))
 
 
 def downgrade() -> None:
-    op.drop_index(ACTOR_INDEX[0], ACTOR_INDEX[1])
+    for name, table, _columns in ROLLUP_INDEXES:
+        op.drop_index(name, table)
     for spec in ROLLUPS:
         op.drop_table(spec.table)
