@@ -64,7 +64,7 @@ FAMILIES: tuple[tuple[RollupSpec, ...], ...] = tuple(
 # Indexes by group of the rollups that count the top groups per bucket when there are
 # many buckets or many groups: ten actors (or actions by the hour) then read their own
 # rows, not every group's rows of the window. (name, table, columns)
-ROLLUP_INDEXES = (
+ROLLUP_INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("ix_stats_actor_daily_actor", "stats_actor_daily", ("tenant_id", "actor_id", "bucket")),
     # With the count: 720 hours of ten actions are read from the index alone.
     (
@@ -74,6 +74,13 @@ ROLLUP_INDEXES = (
     ),
 )
 GROUP_INDEX = {table: name for name, table, _columns in ROLLUP_INDEXES}
+# The actor rollups by count within a bucket: the top actors of a window start from
+# each bucket's largest counts (stats_top.py).
+ROLLUP_INDEXES += tuple(
+    (f"ix_{s.table}_n", s.table, ("tenant_id", "bucket", "n"))
+    for s in ROLLUPS
+    if s.dims == ACTOR_DIMS
+)
 
 
 def rollups_named(*tables: str) -> tuple[RollupSpec, ...]:

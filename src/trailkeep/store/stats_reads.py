@@ -22,9 +22,10 @@ from trailkeep.kit.query_ast import SeverityMatch, TextMatch
 from trailkeep.store.conditions import Where
 from trailkeep.store.event_reads import ReadDialect, residual_of
 from trailkeep.store.models import EventFilter, StatsRequest, StatsResult
-from trailkeep.store.rollup_specs import FAMILIES, GROUP_INDEX, NO_ACTOR, RollupSpec
+from trailkeep.store.rollup_specs import ACTOR_DIMS, FAMILIES, GROUP_INDEX, NO_ACTOR, RollupSpec
 from trailkeep.store.search_reads import text_predicate
 from trailkeep.store.sql import SqlConnection
+from trailkeep.store.stats_top import top_by_threshold
 
 _GROUP_COLUMN = {
     "action": "action",
@@ -209,6 +210,16 @@ def _top_sql(dialect: ReadDialect, request: StatsRequest, family: Family) -> tup
     return sql, [*args, request.top]
 
 
+def _buckets(request: StatsRequest, family: Family) -> list[tuple[str, int]]:
+    """(table, bucket start) of every bucket tiling the window."""
+    tables = {s.width_us: s.table for s in family}
+    return [
+        (tables[width], at)
+        for width, lo, hi in tile(request.start, request.end, sorted(tables))
+        for at in range(lo, hi, width)
+    ]
+
+
 def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest) -> StatsResult:
     if request.flt.impossible:
         return StatsResult("rollup", 0, [], {}, {})
@@ -229,7 +240,17 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
             f" WHERE {groups.where.text()} GROUP BY {group} ORDER BY c DESC, k LIMIT ?"
         )
         top_args = [*groups.where.args, request.top]
-    top_rows = conn.execute(top_sql, top_args).fetchall()
+    top_rows = None
+    if plan.top is not None and plan.top[0].dims == ACTOR_DIMS:
+        top_rows = top_by_threshold(
+            conn,
+            _buckets(request, plan.top),
+            _rollup_where(dialect, request.flt),
+            _group_expr(request, from_rollup=True),
+            request.top,
+        )
+    if top_rows is None:
+        top_rows = conn.execute(top_sql, top_args).fetchall()
     bucket_totals = {
         int(b): int(c)
         for b, c in conn.execute(
