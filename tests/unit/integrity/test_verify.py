@@ -258,7 +258,7 @@ def test_garbage_keys_are_refused(key: str, message: str) -> None:
 def test_a_private_key_is_refused_without_echoing_it(log: Log) -> None:
     with pytest.raises(VerifyError, match="private signer key") as caught:
         load_verifier(log.skey)
-    assert log.skey.split("+")[-1] not in str(caught.value)
+    assert log.skey.split("+", 4)[4] not in str(caught.value)
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n", b"\xff\xfe", b"{not json", b'{"no": 1}'])
