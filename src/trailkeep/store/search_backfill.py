@@ -11,7 +11,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.schema import CreateTable
 
 from trailkeep.kit.fulltext import document_text, document_tsvector
 from trailkeep.store.fulltext_rows import TENANT_SHIFT, body_tokens
@@ -29,6 +30,14 @@ def _say(message: str) -> None:
 def backfill_rollups(conn: Connection, specs: Sequence[RollupSpec]) -> None:
     for spec in specs:
         conn.execute(text(rebuild_rollups_sql(spec)))
+
+
+def add_rollups(conn: Connection, metadata: MetaData, specs: Sequence[RollupSpec]) -> None:
+    """Create the rollup tables of ``specs`` (without indexes: each revision adds its own)
+    and fill them from the stored events."""
+    for spec in specs:
+        conn.execute(CreateTable(metadata.tables[spec.table]))
+    backfill_rollups(conn, specs)
 
 
 def number_tenants(conn: Connection) -> None:

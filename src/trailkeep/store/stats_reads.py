@@ -192,16 +192,24 @@ def _group_expr(request: StatsRequest, from_rollup: bool) -> str:
     return f"e.{_GROUP_COLUMN[request.group_by]}"
 
 
+def _tiles(request: StatsRequest, family: Family) -> list[tuple[str, int, int, int]]:
+    """(table, width, lo, hi): the window as whole buckets of the family's rollups."""
+    tables = {s.width_us: s.table for s in family}
+    return [
+        (tables[width], width, lo, hi)
+        for width, lo, hi in tile(request.start, request.end, sorted(tables))
+    ]
+
+
 def _top_sql(dialect: ReadDialect, request: StatsRequest, family: Family) -> tuple[str, list[Any]]:
     """The top groups, adding up the family's buckets that tile the window."""
     group = _group_expr(request, from_rollup=True)
     where = _rollup_where(dialect, request.flt)
-    tables = {s.width_us: s.table for s in family}
     parts: list[str] = []
     args: list[Any] = []
-    for width, lo, hi in tile(request.start, request.end, sorted(tables)):
+    for table, _width, lo, hi in _tiles(request, family):
         parts.append(
-            f"SELECT {group} AS k, e.n AS n FROM {tables[width]} e"
+            f"SELECT {group} AS k, e.n AS n FROM {table} e"
             f" WHERE {where.text()} AND e.bucket >= ? AND e.bucket < ?"
         )
         args += [*where.args, lo, hi]
@@ -212,10 +220,9 @@ def _top_sql(dialect: ReadDialect, request: StatsRequest, family: Family) -> tup
 
 def _buckets(request: StatsRequest, family: Family) -> list[tuple[str, int]]:
     """(table, bucket start) of every bucket tiling the window."""
-    tables = {s.width_us: s.table for s in family}
     return [
-        (tables[width], at)
-        for width, lo, hi in tile(request.start, request.end, sorted(tables))
+        (table, at)
+        for table, width, lo, hi in _tiles(request, family)
         for at in range(lo, hi, width)
     ]
 

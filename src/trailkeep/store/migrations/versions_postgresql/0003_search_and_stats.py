@@ -11,11 +11,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import TSVECTOR
-from sqlalchemy.schema import CreateTable
 
 from trailkeep.store.rollup_specs import rollups_named
 from trailkeep.store.schema import postgres_metadata
-from trailkeep.store.search_backfill import backfill_rollups, backfill_text
+from trailkeep.store.search_backfill import add_rollups, backfill_text
 
 revision = "0003"
 down_revision = "0002"
@@ -30,10 +29,7 @@ ROLLUPS = rollups_named(
 
 def upgrade() -> None:
     op.add_column("events", sa.Column("search", TSVECTOR, nullable=True))
-    for spec in ROLLUPS:
-        # The table alone: indexes added to it later come with their revisions.
-        op.get_bind().execute(CreateTable(postgres_metadata.tables[spec.table]))
-    backfill_rollups(op.get_bind(), ROLLUPS)
+    add_rollups(op.get_bind(), postgres_metadata, ROLLUPS)
     backfill_text(op.get_bind(), postgres=True)
     # After the backfill: one index build instead of an update per row.
     op.create_index("ix_events_search", "events", ["search"], postgresql_using="gin")

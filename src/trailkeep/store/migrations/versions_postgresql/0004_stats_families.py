@@ -10,11 +10,10 @@ Revises: 0003
 from __future__ import annotations
 
 from alembic import op
-from sqlalchemy.schema import CreateTable
 
 from trailkeep.store.rollup_specs import ROLLUP_INDEXES, rollups_named
 from trailkeep.store.schema import postgres_metadata
-from trailkeep.store.search_backfill import backfill_rollups
+from trailkeep.store.search_backfill import add_rollups
 
 revision = "0004"
 down_revision = "0003"
@@ -34,9 +33,7 @@ ROLLUPS = rollups_named(
 
 
 def upgrade() -> None:
-    for spec in ROLLUPS:
-        op.get_bind().execute(CreateTable(postgres_metadata.tables[spec.table]))
-    backfill_rollups(op.get_bind(), ROLLUPS)
+    add_rollups(op.get_bind(), postgres_metadata, ROLLUPS)
     for name, table, columns in ROLLUP_INDEXES:
         op.create_index(name, table, list(columns))
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.schema import CreateTable
 
 from trailkeep.store.rollup_specs import rollups_named
 from trailkeep.store.schema import sqlite_metadata
-from trailkeep.store.search_backfill import backfill_rollups, backfill_text, number_tenants
+from trailkeep.store.search_backfill import add_rollups, backfill_text, number_tenants
 
 revision = "0003"
 down_revision = "0002"
@@ -37,10 +36,7 @@ def upgrade() -> None:
     op.execute(
         "CREATE VIRTUAL TABLE events_fts USING fts5(terms, tokenize = 'ascii', detail = full)"
     )
-    for spec in ROLLUPS:
-        # The table alone: indexes added to it later come with their revisions.
-        op.get_bind().execute(CreateTable(sqlite_metadata.tables[spec.table]))
-    backfill_rollups(op.get_bind(), ROLLUPS)
+    add_rollups(op.get_bind(), sqlite_metadata, ROLLUPS)
     backfill_text(op.get_bind(), postgres=False)
 
 
