@@ -264,6 +264,10 @@ PAGED = [
     ("action prefix user.*", 7),
     ("target+actor+window", 7),
     ("severity alias HIGH", 7),
+    # Merged branches (one per action) with residual filters checked on the merged keys:
+    # pages end inside a step of keys, and steps come back with few or no matches.
+    ("action prefix+severity+outcome", 1),
+    ("action prefix+severity+outcome", 2),
     # limit=1: a page boundary falls between every pair of rows of a doubled target.
     ("target_type", 1),
     ("target_type+target_id", 1),

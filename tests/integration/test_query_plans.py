@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from trailkeep.kit.query_ast import TextMatch, TextValue
 from trailkeep.store.event_reads import list_events
 from trailkeep.store.migrate import upgrade
 from trailkeep.store.models import EventFilter, PageKey
@@ -56,7 +57,7 @@ def conn(tmp_path: Path) -> sqlite3.Connection:
                 seq * 10,
                 action,
                 f"u{seq % 7}",
-                "user",
+                "service" if seq % 11 == 0 else "user",
                 seq % 6,
                 "failure" if seq % 5 == 0 else "success",
                 b"h" * 16,
@@ -118,3 +119,19 @@ def test_a_prefix_no_action_has_is_an_empty_page(conn: sqlite3.Connection) -> No
     for prefix in ("nothing.", "zzz", "user.x"):
         flt = EventFilter(tenant_id="acme", action_prefix=prefix)
         assert list_events(conn, SQLITE, flt, None, 50) == []
+
+
+def test_actor_type_is_checked_on_the_time_index(conn: sqlite3.Connection) -> None:
+    """The time index holds actor_type (migration 0005): a page of one actor type reads
+    its keys from the index alone, not a table row per rejected event."""
+    service = TextMatch("actor.type", (TextValue("service"),))
+    flt = EventFilter(tenant_id="acme", conditions=(service,))
+    plans = _plans(conn, flt, None)
+    assert plans and all("COVERING INDEX ix_events_time" in p for p in plans), plans
+    rows = list_events(conn, SQLITE, flt, None, 10)
+    assert [r.seq for r in rows] == [seq for seq in range(299, -1, -1) if seq % 11 == 0][:10]
+    # With a filter on the body too: keys from the index, the rest checked on the rows.
+    odd = TextMatch("action", (TextValue("user.logout"),), negated=True)
+    flt = EventFilter(tenant_id="acme", conditions=(service, odd))
+    want = [seq for seq in range(299, -1, -1) if seq % 11 == 0 and seq % 3 != 1]
+    assert [r.seq for r in list_events(conn, SQLITE, flt, None, 1000)] == want

@@ -17,9 +17,10 @@ ingest maintains one B-tree less per event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from trailkeep.kit.query_ast import Term, TextMatch
 from trailkeep.store.conditions import ConditionSql, Where, prefix_upper_bound
 from trailkeep.store.models import EventFilter, EventRow, PageKey
 from trailkeep.store.sql import SqlConnection
@@ -65,6 +66,9 @@ class _Plan:
     columns: tuple[str, ...]  # the equality columns of that index
     values: tuple[tuple[Any, ...], ...]  # one branch per tuple of values for ``columns``
     residual: Where  # filters checked on each row
+    # Filters on columns the index holds after its order columns: checked on the index
+    # entries, so the page's keys are read from the index alone and then its rows.
+    covered: Where | None = None
 
 
 # A loose index scan: each step finds the next action above the previous one.
@@ -147,7 +151,30 @@ def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
             pairs,
             residual_of(dialect, flt, {"severity", "outcome"}),
         )
+    if dialect.index_hints:
+        # SQLite's time index carries actor_type (migration 0005): an actor.type filter
+        # is checked on the index entries, and only the matching rows are read.
+        covered, rest = _split_terms(flt.conditions, _TIME_INDEX_FIELDS)
+        if covered:
+            return _Plan(
+                "ix_events_time",
+                (),
+                ((),),
+                residual_of(dialect, replace(flt, conditions=rest), set()),
+                dialect.conditions.compile(covered),
+            )
     return _Plan("ix_events_time", (), ((),), residual_of(dialect, flt, set()))
+
+
+_TIME_INDEX_FIELDS = frozenset({"actor.type"})
+
+
+def _split_terms(
+    terms: tuple[Term, ...], fields: frozenset[str]
+) -> tuple[tuple[Term, ...], tuple[Term, ...]]:
+    """(the text terms on ``fields``, the other terms)."""
+    on = tuple(t for t in terms if isinstance(t, TextMatch) and t.field in fields)
+    return on, tuple(t for t in terms if t not in on)
 
 
 def residual_of(dialect: ReadDialect, flt: EventFilter, answered: set[str]) -> Where:
@@ -222,13 +249,16 @@ def _target_query(
     return sql, [*where.args, limit]
 
 
-def _branch(flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None) -> Where:
+def _branch(
+    flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None, with_residual: bool = True
+) -> Where:
     where = Where()
     where.add("e.tenant_id = ?", flt.tenant_id)
     for column, one in zip(plan.columns, value, strict=True):
         where.add(f"e.{column} = ?", one)
     where.extend(order_bounds(flt, after, "e"))
-    where.extend(plan.residual)
+    if with_residual:
+        where.extend(plan.residual)
     return where
 
 
@@ -282,6 +312,8 @@ def _page(
             found = [(at, seq, bodies[seq]) for at, seq in keys if seq in bodies]
         return _Fetched(found, last, exhausted)
     order = "ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
+    if plan.covered is not None:
+        return _covered_page(conn, dialect, flt, plan, plan.covered, after, limit)
     if len(plan.values) == 1:
         where = _branch(flt, plan, plan.values[0], after)
         body = ", e.body" if with_bodies else ", NULL"
@@ -290,12 +322,17 @@ def _page(
             f" WHERE {where.text()} {order}"
         )
         return _Fetched(conn.execute(sql, [*where.args, limit]).fetchall(), None, True)
-    # Several branches: the newest keys of each (from the index alone when no residual
-    # filter needs the row), merged, then the bodies of the page's rows only.
+    # Several branches: the newest keys of each, read from the index alone, merged, then
+    # the bodies of the merged keys only. Residual filters are checked on those bodies,
+    # not inside each branch: a branch that had to find a whole page of matches on its
+    # own would read far back in time (a rare severity's page spans months), so the
+    # branches together would read about one page of matches each instead of one page
+    # in all. A page with a residual is read in growing steps (list_events).
+    residual = plan.residual if plan.residual.sql else None
     parts: list[str] = []
     args: list[Any] = []
     for value in plan.values:
-        where = _branch(flt, plan, value, after)
+        where = _branch(flt, plan, value, after, with_residual=residual is None)
         parts.append(
             "SELECT * FROM (SELECT e.occurred_at, e.seq FROM events e"
             f"{dialect.hint(plan.index)} WHERE {where.text()} {order}) AS b"
@@ -308,10 +345,50 @@ def _page(
     keys = [(row[0], row[1]) for row in conn.execute(sql, [*args, limit]).fetchall()]
     if not keys:
         return _Fetched([], None, True)
+    if residual is not None:
+        return _checked(conn, dialect, flt.tenant_id, keys, residual, limit)
     if not with_bodies:
         return _Fetched([(at, seq, b"") for at, seq in keys], None, True)
     bodies = bodies_at(conn, dialect, flt.tenant_id, keys)
     return _Fetched([(at, seq, bodies[seq]) for at, seq in keys], None, True)
+
+
+def _covered_page(
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    flt: EventFilter,
+    plan: _Plan,
+    covered: Where,
+    after: PageKey | None,
+    limit: int,
+) -> _Fetched:
+    """Keys from the index alone (``covered`` filters included), then the rows of those
+    keys that pass the residual filters; read on in steps by list_events."""
+    where = _branch(flt, plan, (), after, with_residual=False)
+    where.extend(covered)
+    sql = (
+        f"SELECT e.occurred_at, e.seq FROM events e{dialect.hint(plan.index)}"
+        f" WHERE {where.text()} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
+    )
+    keys = [(row[0], row[1]) for row in conn.execute(sql, [*where.args, limit]).fetchall()]
+    if not keys:
+        return _Fetched([], None, True)
+    residual = plan.residual if plan.residual.sql else None
+    return _checked(conn, dialect, flt.tenant_id, keys, residual, limit)
+
+
+def _checked(
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    tenant_id: str,
+    keys: list[tuple[int, int]],
+    residual: Where | None,
+    limit: int,
+) -> _Fetched:
+    """The rows at ``keys`` (one step of at most ``limit`` keys) that pass ``residual``."""
+    bodies = bodies_at(conn, dialect, tenant_id, keys, residual)
+    found = [(at, seq, bodies[seq]) for at, seq in keys if seq in bodies]
+    return _Fetched(found, PageKey(*keys[-1]), len(keys) < limit)
 
 
 def list_events(
@@ -346,8 +423,9 @@ def list_events(
                 rows.append(EventRow(occurred_at, seq, bytes(body or b"")))
         if fetched.exhausted or fetched.last is None:
             break
-        # Only target pages come back short but not exhausted (duplicates, or rows
-        # the residual filters rejected): read on, in growing steps.
+        # Target pages and merged branches with residual filters come back short but
+        # not exhausted (duplicates, or rows the residual filters rejected): read on,
+        # in growing steps.
         cursor = fetched.last
         scan = min(scan * 2, 1000)
     return rows[:limit]

@@ -59,7 +59,9 @@ def _define(backend: Backend) -> MetaData:
         if pg
         else [
             Index("ux_events_id", "tenant_id", "id", unique=True),
-            Index("ix_events_time", "tenant_id", "occurred_at", "seq"),
+            # actor_type: rows of other types are rejected from the index entry
+            # (store/event_reads.py, migration 0005).
+            Index("ix_events_time", "tenant_id", "occurred_at", "seq", "actor_type"),
         ]
     )
 
