@@ -146,5 +146,7 @@ class StatsResult:
     source: Literal["rollup", "scan"]
     total: int
     top: list[tuple[Any, int]]  # (group key, count), largest first
-    totals: dict[int, int]  # bucket start -> count (buckets without events absent)
-    by_group: dict[tuple[int, Any], int]  # (bucket start, top key) -> count
+    # Dense, one count per bucket of the request's window in order (empty ones 0): an
+    # hourly month is 720 buckets times N groups, built without a dict per cell.
+    totals: list[int]
+    series: list[list[int]]  # per group of ``top`` (same order), per bucket

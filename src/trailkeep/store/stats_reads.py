@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from trailkeep.kit.query_ast import SeverityMatch, TextMatch
 from trailkeep.store.conditions import Where
 from trailkeep.store.event_reads import ReadDialect, residual_of
@@ -228,8 +230,9 @@ def _buckets(request: StatsRequest, family: Family) -> list[tuple[str, int]]:
 
 
 def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest) -> StatsResult:
+    buckets = (request.end - request.start) // request.width_us
     if request.flt.impossible:
-        return StatsResult("rollup", 0, [], {}, {})
+        return StatsResult("rollup", 0, [], [0] * buckets, [])
     plan = plan_stats(request)
     by_target = request.group_by == "target_type"
     if plan.top is not None and plan.groups is not None and plan.totals is not None:
@@ -258,34 +261,69 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
         )
     if top_rows is None:
         top_rows = conn.execute(top_sql, top_args).fetchall()
-    bucket_totals = {
-        int(b): int(c)
-        for b, c in conn.execute(
-            f"SELECT {totals.bucket} AS b, {totals.count} FROM {totals.source}"
-            f" WHERE {totals.where.text()} GROUP BY b",
-            totals.where.args,
-        ).fetchall()
-    }
-    by_group: dict[tuple[int, Any], int] = {}
+    totals_rows = conn.execute(
+        f"SELECT {totals.bucket} AS b, {totals.count} FROM {totals.source}"
+        f" WHERE {totals.where.text()} GROUP BY b",
+        totals.where.args,
+    ).fetchall()
+    bucket_totals = [0] * buckets
+    for b, c in totals_rows:
+        bucket_totals[(int(b) - request.start) // request.width_us] = int(c)
     keys = [row[0] for row in top_rows]
-    if keys:
-        marks = ",".join("?" * len(keys))
-        count, grouping = groups.count, " GROUP BY b, k"
-        if _one_row_per_cell(request, plan.groups):
-            count, grouping = "e.n", ""  # a row per (bucket, group) already: no sorting
-        rows = conn.execute(
-            f"SELECT {groups.bucket} AS b, {group} AS k, {count} FROM {groups.source}"
-            f" WHERE {groups.where.text()} AND {group} IN ({marks}){grouping}",
-            [*groups.where.args, *keys],
-        ).fetchall()
-        by_group = {(int(b), _key(request, k)): int(c) for b, k, c in rows}
+    series = _series(conn, dialect, request, plan, groups, group, keys) if keys else []
     return StatsResult(
         "rollup" if plan.top is not None else "scan",
-        sum(bucket_totals.values()),
+        sum(bucket_totals),
         [(_key(request, k), int(c)) for k, c in top_rows],
         bucket_totals,
-        by_group,
+        series,
     )
+
+
+def _series(
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    request: StatsRequest,
+    plan: StatsPlan,
+    groups: _Counted,
+    group: str,
+    keys: list[Any],
+) -> list[list[int]]:
+    """The count per bucket of each of ``keys``.
+
+    One row per group, with its buckets (as offsets into the window) and counts as two
+    comma-separated lists: an hourly month of ten groups is 7,200 cells, and 7,200 rows
+    cost the driver ~1 µs each to hand over, ten rows of text ~0.3 µs per cell. Both
+    lists are aggregated in one pass over the same rows, so they are in the same order.
+    """
+    marks = ",".join("?" * len(keys))
+    count, grouping = groups.count, " GROUP BY b, k"
+    if _one_row_per_cell(request, plan.groups):
+        count, grouping = "e.n", ""  # a row per (bucket, group) already: no sorting
+    cells = (
+        f"SELECT {groups.bucket} AS b, {group} AS k, {count} AS c FROM {groups.source}"
+        f" WHERE {groups.where.text()} AND {group} IN ({marks}){grouping}"
+    )
+    offset = f"(g.b - {int(request.start)}) / {int(request.width_us)}"
+    sql = (
+        f"SELECT g.k, {_int_list(dialect, offset)}, {_int_list(dialect, 'g.c')}"
+        f" FROM ({cells}) AS g GROUP BY g.k"
+    )
+    width = (request.end - request.start) // request.width_us
+    position = {key: i for i, key in enumerate(keys)}
+    series = [[0] * width for _ in keys]
+    for key, offsets, counts in conn.execute(sql, [*groups.where.args, *keys]).fetchall():
+        row = series[position[key]]
+        for at, n in zip(orjson.loads(f"[{offsets}]"), orjson.loads(f"[{counts}]"), strict=True):
+            row[at] = n
+    return series
+
+
+def _int_list(dialect: ReadDialect, expr: str) -> str:
+    """An aggregate: the group's integer values of ``expr`` as text, comma-separated."""
+    if dialect.partitioned:
+        return f"string_agg(CAST({expr} AS text), ',')"
+    return f"group_concat({expr})"
 
 
 def _one_row_per_cell(request: StatsRequest, spec: RollupSpec | None) -> bool:
