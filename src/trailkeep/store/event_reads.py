@@ -415,6 +415,7 @@ def list_events(
     scan = limit
     while len(rows) < limit:
         fetched = _page(conn, dialect, flt, plan, cursor, scan, with_bodies)
+        found = len(rows)
         for occurred_at, seq, body in fetched.rows:
             # With a target-type filter, one event with two targets of that type is
             # found twice; keep it once.
@@ -424,8 +425,20 @@ def list_events(
         if fetched.exhausted or fetched.last is None:
             break
         # Target pages and merged branches with residual filters come back short but
-        # not exhausted (duplicates, or rows the residual filters rejected): read on,
-        # in growing steps.
+        # not exhausted (duplicates, or rows the residual filters rejected): read on.
         cursor = fetched.last
-        scan = min(scan * 2, 1000)
+        scan = next_step(scan, len(rows) - found, limit - len(rows))
     return rows[:limit]
+
+
+MAX_STEP = 1_000  # keys per step of a page that reads on
+
+
+def next_step(step: int, matched: int, missing: int) -> int:
+    """Keys to read next, after ``matched`` of ``step`` keys matched and ``missing``
+    rows are still needed: enough at the rate seen so far, plus a quarter (one more
+    step is a round trip and a statement), else twice as many."""
+    if matched == 0:
+        return min(step * 2, MAX_STEP)
+    wanted = missing * step // matched
+    return max(1, min(wanted + wanted // 4 + 1, MAX_STEP))
