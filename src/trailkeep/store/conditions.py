@@ -146,8 +146,20 @@ class ConditionSql:
             where = _any_of(column, term.values, _range_prefix)
             return _negate(where, term.negated, column if term.field == "actor.id" else None)
         path = BODY_PATHS.get(term.field) or ("metadata", *(term.metadata_path or ()))
+        if self.postgres and not any(v.prefix for v in term.values):
+            return self._jsonb_equals(path, term)
         expr = self._string_at(self._doc(), path)
         return _negate(_any_of(expr, term.values, self._starts), term.negated, expr)
+
+    def _jsonb_equals(self, path: Sequence[str], term: TextMatch) -> Where:
+        """PostgreSQL, exact values: the jsonb at ``path`` equals one of them as a jsonb
+        string (so numbers never match). One parse of the body per row, where the
+        string-or-NULL form (_string_at) parses it twice. NULL (no such path) is no
+        match, and a match of the negated term: IS NOT TRUE."""
+        keys = ",".join(path)  # keys are [A-Za-z0-9_-] (query/fields.py)
+        marks = ",".join(["to_jsonb(CAST(? AS text))"] * len(term.values))
+        sql = f"(({self._doc()} #> '{{{keys}}}') IN ({marks}))"
+        return Where([f"{sql} IS NOT TRUE" if term.negated else sql], [v.text for v in term.values])
 
     def targets(self, positive: Sequence[TextMatch], negated: Sequence[TextMatch]) -> Where:
         """Positive target terms on one target; each negated one on no target."""
