@@ -85,17 +85,25 @@ QUERIES = [
 
 
 @pytest.mark.parametrize(
-    ("probe", "few"),
-    [(search_reads.PROBE_ROWS, search_reads.FEW_MATCHES), (3, search_reads.FEW_MATCHES), (3, 1)],
+    ("probe", "first", "few"),
+    [
+        (search_reads.PROBE_ROWS, search_reads.PROBE_FIRST, search_reads.FEW_MATCHES),
+        # A probe in steps sized by the matches seen, giving up or filling the page.
+        (60, 4, search_reads.FEW_MATCHES),
+        (3, 3, search_reads.FEW_MATCHES),
+        (3, 3, 1),
+    ],
 )
 def test_queries_match_the_reference(
     world: World,
     acme: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
     probe: int,
+    first: int,
     few: int,
 ) -> None:
     monkeypatch.setattr(search_reads, "PROBE_ROWS", probe)
+    monkeypatch.setattr(search_reads, "PROBE_FIRST", first)
     monkeypatch.setattr(search_reads, "FEW_MATCHES", few)
     assert len(acme) == 120
     for text in QUERIES:
@@ -103,6 +111,10 @@ def test_queries_match_the_reference(
         query = parse_query(text, now_us=now_us())
         want = [e["id"] for e in acme if matches(e, query)]
         assert [e["id"] for e in got] == want, text
+        # A small page: the probe's steps fill it, or give up for the index.
+        first = world.list("acme", q=text, limit=5)
+        assert first.status_code == 200, first.text
+        assert [e["id"] for e in first.json()["data"]] == want[:5], text
     assert any(world.all_events("acme", q="disk")), "the data must exercise full text"
     assert world.all_events("acme", q=GLOBEX_SECRET) == []
     world.assert_globex_untouched()

@@ -4,9 +4,11 @@ Pages are ordered by (occurred_at, seq); a full-text index orders its matches by
 own key. Sorting every match of a common word (a quarter of a tenant) to show the
 newest 50 is the slow path this module avoids, in two steps:
 
-1. **Probe.** Walk the newest PROBE_ROWS events that pass the other filters (the page
-   planner's index walk, keys only) and check the text conditions on just those rows.
-   A word in more than ~1 in 40 events fills a page here, whatever its total count.
+1. **Probe.** Walk the newest events that pass the other filters (the page planner's
+   index walk, keys only) and check the text conditions on just those rows, in steps
+   sized by the rate of matches seen, up to PROBE_ROWS rows. A word in more than ~1 in
+   40 events fills a page here, whatever its total count; a rarer one gives up after
+   the first step.
 2. **Index.** Otherwise the word is rare among recent events: ask the full-text index
    for the tenant's matches. On SQLite, fewer than FEW_MATCHES (counted up to there)
    are looked up and sorted; more are a set that a newest-first walk of the tenant's
@@ -44,7 +46,8 @@ from trailkeep.store.fulltext_rows import TENANT_SHIFT
 from trailkeep.store.models import EventFilter, EventRow, PageKey
 from trailkeep.store.sql import SqlConnection
 
-PROBE_ROWS = 2000
+PROBE_ROWS = 2000  # rows a probe reads at most (conditions the index can answer)
+PROBE_FIRST = 200  # its first step
 # SQLite: below this many matches of the tenant, the index step looks each one up.
 FEW_MATCHES = 1000
 _TENANT_BASE = f"(SELECT num FROM tenants WHERE id = ?) << {TENANT_SHIFT}"
@@ -97,19 +100,23 @@ def _probe(
     flt: EventFilter,
     after: PageKey | None,
     limit: int,
-    rounds: int | None,
+    bounded: bool,
 ) -> tuple[list[tuple[int, int]], bool]:
     """Matches among the newest rows passing the other filters: (keys, complete).
 
-    ``complete``: these are all the page's rows (page full, or no rows left).
+    ``complete``: these are all the page's rows (page full, or no rows left). Bounded
+    (a positive condition, which the index can answer): at most PROBE_ROWS rows, read
+    in steps, the first of PROBE_FIRST; it gives up as soon as the rate of matches seen
+    says the page would not fill within PROBE_ROWS. A common word then costs the few
+    hundred rows its page needs, a rarer one a first step only.
     """
     plain = replace(flt, text=())
     found: list[tuple[int, int]] = []
     cursor = after
-    done_rounds = 0
-    while rounds is None or done_rounds < rounds:
-        rows = list_events(conn, dialect, plain, cursor, PROBE_ROWS, with_bodies=False)
-        done_rounds += 1
+    read = 0
+    step = min(PROBE_FIRST, PROBE_ROWS) if bounded else PROBE_ROWS
+    while True:
+        rows = list_events(conn, dialect, plain, cursor, step, with_bodies=False)
         if not rows:
             return found, True
         keys = [(r.occurred_at, r.seq) for r in rows]
@@ -117,10 +124,17 @@ def _probe(
         found += [k for k in keys if k[1] in hits]
         if len(found) >= limit:
             return found[:limit], True
-        if len(rows) < PROBE_ROWS:
+        if len(rows) < step:
             return found, True
+        read += len(rows)
         cursor = PageKey(*keys[-1])
-    return found, False
+        if bounded:
+            if not found:
+                return found, False
+            needed = (limit - len(found)) * read // len(found)
+            if read + needed > PROBE_ROWS:
+                return found, False
+            step = min(needed + needed // 4 + 1, PROBE_ROWS - read)
 
 
 def _tenant_matches_sql(limit: bool) -> str:
@@ -180,7 +194,7 @@ def search_events(
     conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, after: PageKey | None, limit: int
 ) -> list[EventRow]:
     has_positive = any(not t.negated for t in flt.text)
-    keys, complete = _probe(conn, dialect, flt, after, limit, 1 if has_positive else None)
+    keys, complete = _probe(conn, dialect, flt, after, limit, bounded=has_positive)
     if not complete:
         keys = _from_index(conn, dialect, flt, after, limit)
     if not keys:
