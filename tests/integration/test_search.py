@@ -53,6 +53,7 @@ QUERIES = [
     "actor.type:service",
     "-actor.type:service",
     "actor.type:service metadata.plan:pro",
+    "actor.type:service reset",
     "actor.type:user,service -metadata.plan:free severity>=NOTICE",
     'actor.name:"Ada Lovelace"',
     'actor.name:"Ada"*',

@@ -313,7 +313,7 @@ def _page(
         return _Fetched(found, last, exhausted)
     order = "ORDER BY e.occurred_at DESC, e.seq DESC LIMIT ?"
     if plan.covered is not None:
-        return _covered_page(conn, dialect, flt, plan, plan.covered, after, limit)
+        return _covered_page(conn, dialect, flt, plan, plan.covered, after, limit, with_bodies)
     if len(plan.values) == 1:
         where = _branch(flt, plan, plan.values[0], after)
         body = ", e.body" if with_bodies else ", NULL"
@@ -361,6 +361,7 @@ def _covered_page(
     covered: Where,
     after: PageKey | None,
     limit: int,
+    with_bodies: bool,
 ) -> _Fetched:
     """Keys from the index alone (``covered`` filters included), then the rows of those
     keys that pass the residual filters; read on in steps by list_events."""
@@ -373,6 +374,8 @@ def _covered_page(
     keys = [(row[0], row[1]) for row in conn.execute(sql, [*where.args, limit]).fetchall()]
     if not keys:
         return _Fetched([], None, True)
+    if not plan.residual.sql and not with_bodies:
+        return _Fetched([(at, seq, b"") for at, seq in keys], None, True)
     residual = plan.residual if plan.residual.sql else None
     return _checked(conn, dialect, flt.tenant_id, keys, residual, limit)
 
