@@ -304,15 +304,17 @@ def _series(
         f"SELECT {groups.bucket} AS b, {group} AS k, {count} AS c FROM {groups.source}"
         f" WHERE {groups.where.text()} AND {group} IN ({marks}){grouping}"
     )
-    offset = f"(g.b - {int(request.start)}) / {int(request.width_us)}"
+    # Parameters, not literals: PostgreSQL prepares each statement text once.
+    offset = "(g.b - CAST(? AS bigint)) / CAST(? AS bigint)"
     sql = (
         f"SELECT g.k, {_int_list(dialect, offset)}, {_int_list(dialect, 'g.c')}"
         f" FROM ({cells}) AS g GROUP BY g.k"
     )
+    args = [request.start, request.width_us, *groups.where.args, *keys]
     width = (request.end - request.start) // request.width_us
     position = {key: i for i, key in enumerate(keys)}
     series = [[0] * width for _ in keys]
-    for key, offsets, counts in conn.execute(sql, [*groups.where.args, *keys]).fetchall():
+    for key, offsets, counts in conn.execute(sql, args).fetchall():
         row = series[position[key]]
         for at, n in zip(orjson.loads(f"[{offsets}]"), orjson.loads(f"[{counts}]"), strict=True):
             row[at] = n
