@@ -52,6 +52,8 @@ def _acme_event(rng: random.Random, i: int) -> dict[str, Any]:
         "plan": rng.choice(["free", "pro", "enterprise"]),
         "geo": {"zone": rng.choice(["eu-1", "us-2"])},
         "count": 5,
+        # Text whose JSON form differs from it (quotes, escapes) or is not ASCII.
+        "city": rng.choice(["Zürich", "São Paulo", "a/b", 'say "hi"', "back\\slash"]),
     }
     if rng.random() < 0.8:
         body["context"] = {"ip_address": rng.choice(IPS), "request_id": f"req-{i % 7}"}

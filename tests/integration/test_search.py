@@ -76,6 +76,13 @@ QUERIES = [
     "-metadata.plan:free",
     "metadata.geo.zone:eu-1",
     "metadata.count:5",  # numbers never match (strings only)
+    "metadata.city:Zürich",
+    'metadata.city:"São Paulo",a/b',
+    'metadata.city:"say \\"hi\\""',
+    'metadata.city:"back\\\\slash"',
+    'metadata.city:"say \\"h"*',
+    "metadata.city:Z*,S*",
+    "-metadata.city:Zürich",
     "occurred:2024-03-02",
     "occurred>=2024-03-02T12:00Z occurred<2024-03-03",
     "-occurred:2024-03-01..2024-03-03",
@@ -117,6 +124,9 @@ def test_queries_match_the_reference(
         assert first.status_code == 200, first.text
         assert [e["id"] for e in first.json()["data"]] == want[:5], text
     assert any(world.all_events("acme", q="disk")), "the data must exercise full text"
+    for text in QUERIES:
+        if text.startswith("metadata.city:"):
+            assert world.all_events("acme", q=text), f"the data must match {text}"
     assert world.all_events("acme", q=GLOBEX_SECRET) == []
     world.assert_globex_untouched()
 

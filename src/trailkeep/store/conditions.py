@@ -99,6 +99,30 @@ def _range_prefix(expr: str, prefix: str) -> tuple[str, list[Any]]:
     return f"({expr} >= ? AND {expr} < ?)", [prefix, prefix_upper_bound(prefix)]
 
 
+def _json_needle(value: TextValue) -> bytes | None:
+    """Bytes that a stored body holds wherever a string field equals (or, for a prefix,
+    starts with) ``value``; None when its JSON form may differ from its text.
+
+    Bodies are RFC 8785 (JCS) JSON, which writes a string as its own UTF-8 between
+    quotes, escaping only quotes, backslashes and control characters.
+    """
+    if any(c in value.text for c in '"\\') or any(ord(c) < 0x20 for c in value.text):
+        return None
+    return b'"' + value.text.encode() + (b"" if value.prefix else b'"')
+
+
+def _body_prefilter(term: TextMatch) -> Where:
+    """PostgreSQL: a byte search of the body that every match passes (~2 µs a row),
+    checked before the body is parsed as jsonb (~19 µs a row, measured on 680-byte
+    bodies); SQLite's instr costs about what its JSON parse does, so it has none.
+    Nothing for a negated term (it matches rows without the bytes too)."""
+    needles = [_json_needle(v) for v in term.values]
+    if term.negated or any(n is None for n in needles):
+        return Where()
+    found = " OR ".join(["position(? in e.body) > 0"] * len(needles))
+    return Where([f"({found})"], list(needles))
+
+
 def _negate(where: Where, negated: bool, null_safe: str | None = None) -> Where:
     if not negated:
         return where
@@ -146,10 +170,16 @@ class ConditionSql:
             where = _any_of(column, term.values, _range_prefix)
             return _negate(where, term.negated, column if term.field == "actor.id" else None)
         path = BODY_PATHS.get(term.field) or ("metadata", *(term.metadata_path or ()))
-        if self.postgres and not any(v.prefix for v in term.values):
-            return self._jsonb_equals(path, term)
+        if self.postgres:
+            where = _body_prefilter(term)
+            if not any(v.prefix for v in term.values):
+                where.extend(self._jsonb_equals(path, term))
+                return where
+        else:
+            where = Where()
         expr = self._string_at(self._doc(), path)
-        return _negate(_any_of(expr, term.values, self._starts), term.negated, expr)
+        where.extend(_negate(_any_of(expr, term.values, self._starts), term.negated, expr))
+        return where
 
     def _jsonb_equals(self, path: Sequence[str], term: TextMatch) -> Where:
         """PostgreSQL, exact values: the jsonb at ``path`` equals one of them as a jsonb
@@ -164,6 +194,9 @@ class ConditionSql:
     def targets(self, positive: Sequence[TextMatch], negated: Sequence[TextMatch]) -> Where:
         """Positive target terms on one target; each negated one on no target."""
         where = Where()
+        if positive and self.postgres:
+            for term in positive:
+                where.extend(_body_prefilter(term))
         if positive:
             where.extend(self._target_exists(positive, negate=False))
         for term in negated:
