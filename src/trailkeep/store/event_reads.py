@@ -272,15 +272,23 @@ def bodies_at(
     """The bodies of the events at ``keys`` (occurred_at, seq) that pass ``residual``."""
     where = Where()
     where.add("e.tenant_id = ?", tenant_id)
+    source = "events e"
     if dialect.partitioned:
-        pairs = ",".join(["(?, ?)"] * len(keys))
-        where.add(f"(e.occurred_at, e.seq) IN (VALUES {pairs})", *(v for key in keys for v in key))
+        # Two arrays, not a VALUES list: one statement text whatever the number of
+        # keys, so the connection prepares it once (a new list length was a new
+        # statement to parse and plan: ~10 ms for 500 keys).
+        source = (
+            "unnest(CAST(? AS int8[]), CAST(? AS int8[])) AS k(occurred_at, seq)"
+            " JOIN events e ON e.occurred_at = k.occurred_at AND e.seq = k.seq"
+        )
+        args: list[Any] = [[key[0] for key in keys], [key[1] for key in keys]]
     else:
         where.add(f"e.seq IN ({','.join('?' * len(keys))})", *(seq for _, seq in keys))
+        args = []
     if residual is not None:
         where.extend(residual)
-    sql = f"SELECT e.seq, e.body FROM events e WHERE {where.text()}"
-    return dict(conn.execute(sql, where.args).fetchall())
+    sql = f"SELECT e.seq, e.body FROM {source} WHERE {where.text()}"
+    return dict(conn.execute(sql, [*args, *where.args]).fetchall())
 
 
 @dataclass(frozen=True, slots=True)
