@@ -19,7 +19,7 @@ from tests.conftest import GLOBEX_SECRET, World
 from tests.query_reference import matches
 from trailkeep.kit.timeutil import now_us
 from trailkeep.query.parser import parse_query
-from trailkeep.store import search_reads
+from trailkeep.store import search_reads, search_walk
 
 QUERIES = [
     "",
@@ -113,6 +113,9 @@ def test_queries_match_the_reference(
     monkeypatch.setattr(search_reads, "PROBE_ROWS", probe)
     monkeypatch.setattr(search_reads, "PROBE_FIRST", first)
     monkeypatch.setattr(search_reads, "FEW_MATCHES", few)
+    # PostgreSQL's walk: windows from ``first`` rows, the GIN index after ``probe``.
+    monkeypatch.setattr(search_walk, "WALK_FIRST", first)
+    monkeypatch.setattr(search_walk, "WALK_ROWS", probe)
     assert len(acme) == 120
     for text in QUERIES:
         got = world.all_events("acme", q=text)

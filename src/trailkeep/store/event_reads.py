@@ -61,7 +61,9 @@ def get_event(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class PagePlan:
+    """How a page is read (plan_page)."""
+
     index: str  # index of events to walk, or "targets"
     columns: tuple[str, ...]  # the equality columns of that index
     values: tuple[tuple[Any, ...], ...]  # one branch per tuple of values for ``columns``
@@ -69,6 +71,12 @@ class _Plan:
     # Filters on columns the index holds after its order columns: checked on the index
     # entries, so the page's keys are read from the index alone and then its rows.
     covered: Where | None = None
+
+    def checking(self, extra: Where) -> PagePlan:
+        """This plan with one more filter on the rows ``e`` (the full-text walk on
+        PostgreSQL, search_walk.py)."""
+        residual = Where([*self.residual.sql, *extra.sql], [*self.residual.args, *extra.args])
+        return replace(self, residual=residual)
 
 
 # A loose index scan: each step finds the next action above the previous one.
@@ -117,24 +125,29 @@ def _distinct_actions(
         low, inclusive = row[0], False
 
 
-def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
+def plan_page(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> PagePlan:
+    """The index a page of ``flt`` walks and the filters checked on its rows."""
+    return _plan(conn, dialect, flt)
+
+
+def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> PagePlan:
     if flt.target_type is not None:
-        return _Plan("targets", (), ((),), residual_of(dialect, flt, {"target"}))
+        return PagePlan("targets", (), ((),), residual_of(dialect, flt, {"target"}))
     if flt.actor_id is not None:
-        return _Plan(
+        return PagePlan(
             "ix_events_actor",
             ("actor_id",),
             ((flt.actor_id,),),
             residual_of(dialect, flt, {"actor_id"}),
         )
     if flt.action is not None:
-        return _Plan(
+        return PagePlan(
             "ix_events_action", ("action",), ((flt.action,),), residual_of(dialect, flt, {"action"})
         )
     if flt.action_prefix:
         actions = _distinct_actions(conn, dialect, flt.tenant_id, flt.action_prefix)
         if actions is not None:
-            return _Plan(
+            return PagePlan(
                 "ix_events_action",
                 ("action",),
                 tuple((a,) for a in actions),
@@ -145,7 +158,7 @@ def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
         levels = range(flt.min_severity or 0, _SEVERITY_LEVELS)
         outcomes = (flt.outcome,) if flt.outcome is not None else _OUTCOMES
         pairs = tuple((level, outcome) for level in levels for outcome in outcomes)
-        return _Plan(
+        return PagePlan(
             "ix_events_level",
             ("severity", "outcome"),
             pairs,
@@ -156,14 +169,14 @@ def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> _Plan:
         # is checked on the index entries, and only the matching rows are read.
         covered, rest = _split_terms(flt.conditions, _TIME_INDEX_FIELDS)
         if covered:
-            return _Plan(
+            return PagePlan(
                 "ix_events_time",
                 (),
                 ((),),
                 residual_of(dialect, replace(flt, conditions=rest), set()),
                 dialect.conditions.compile(covered),
             )
-    return _Plan("ix_events_time", (), ((),), residual_of(dialect, flt, set()))
+    return PagePlan("ix_events_time", (), ((),), residual_of(dialect, flt, set()))
 
 
 _TIME_INDEX_FIELDS = frozenset({"actor.type"})
@@ -220,7 +233,7 @@ def order_bounds(flt: EventFilter, after: PageKey | None, alias: str) -> Where:
 
 
 def _target_query(
-    dialect: ReadDialect, flt: EventFilter, plan: _Plan, after: PageKey | None, limit: int
+    dialect: ReadDialect, flt: EventFilter, plan: PagePlan, after: PageKey | None, limit: int
 ) -> tuple[str, list[Any]]:
     """SQLite: the page joined to its events. PostgreSQL: the page's keys only.
 
@@ -250,7 +263,7 @@ def _target_query(
 
 
 def _branch(
-    flt: EventFilter, plan: _Plan, value: Any, after: PageKey | None, with_residual: bool = True
+    flt: EventFilter, plan: PagePlan, value: Any, after: PageKey | None, with_residual: bool = True
 ) -> Where:
     where = Where()
     where.add("e.tenant_id = ?", flt.tenant_id)
@@ -302,7 +315,7 @@ def _page(
     conn: SqlConnection,
     dialect: ReadDialect,
     flt: EventFilter,
-    plan: _Plan,
+    plan: PagePlan,
     after: PageKey | None,
     limit: int,
     with_bodies: bool = True,
@@ -365,7 +378,7 @@ def _covered_page(
     conn: SqlConnection,
     dialect: ReadDialect,
     flt: EventFilter,
-    plan: _Plan,
+    plan: PagePlan,
     covered: Where,
     after: PageKey | None,
     limit: int,
@@ -409,9 +422,12 @@ def list_events(
     after: PageKey | None,
     limit: int,
     with_bodies: bool = True,
+    plan: PagePlan | None = None,
 ) -> list[EventRow]:
     """The page after ``after``, newest first. ``with_bodies=False``: keys only (the
-    rows' ``body`` is empty), for the full-text search's probe (search_reads.py)."""
+    rows' ``body`` is empty), for the full-text search's probe (search_reads.py).
+    ``plan``: plan_page's plan of ``flt``, when the caller reuses one (its time bounds
+    and cursor may differ: they are read from ``flt`` and ``after``)."""
     if flt.impossible:
         return []
     if flt.text:
@@ -419,7 +435,8 @@ def list_events(
         from trailkeep.store.search_reads import search_events
 
         return search_events(conn, dialect, flt, after, limit)
-    plan = _plan(conn, dialect, flt)
+    if plan is None:
+        plan = plan_page(conn, dialect, flt)
     rows: list[EventRow] = []
     seen: set[int] = set()
     cursor = after

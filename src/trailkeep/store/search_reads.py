@@ -2,7 +2,7 @@
 
 Pages are ordered by (occurred_at, seq); a full-text index orders its matches by its
 own key. Sorting every match of a common word (a quarter of a tenant) to show the
-newest 50 is the slow path this module avoids, in two steps:
+newest 50 is the slow path this module avoids. On SQLite, in two steps:
 
 1. **Probe.** Walk the newest events that pass the other filters (the page planner's
    index walk, keys only) and check the text conditions on just those rows, in steps
@@ -10,21 +10,21 @@ newest 50 is the slow path this module avoids, in two steps:
    40 events fills a page here, whatever its total count; a rarer one gives up after
    the first step.
 2. **Index.** Otherwise the word is rare among recent events: ask the full-text index
-   for the tenant's matches. On SQLite, fewer than FEW_MATCHES (counted up to there)
-   are looked up and sorted; more are a set that a newest-first walk of the tenant's
-   events checks each row against (a word in 1 event of 1,000 fills a page after
-   ~50,000 rows, where looking up 2,000 scattered matches would cost more).
-   PostgreSQL reads the GIN index, filters, and sorts the matches.
+   for the tenant's matches. Fewer than FEW_MATCHES (counted up to there) are looked
+   up and sorted; more are a set that a newest-first walk of the tenant's events
+   checks each row against (a word in 1 event of 1,000 fills a page after ~50,000
+   rows, where looking up 2,000 scattered matches would cost more).
 
 Conditions only negated ("-word") have nothing to look up in an index: the probe walks
 on, PROBE_ROWS at a time, until the page is full (most events match a negation).
 
 SQLite: FTS5 table ``events_fts`` (rowid = tenant number << 40 | seq, column ``terms``
 = kit/fulltext.document_text). The probe checks rows with ``instr`` on ``terms``, the
-index step with MATCH over the tenant's rowid range. PostgreSQL: the ``search``
-tsvector column of events and its GIN index; the probe checks rows with ``@@``, the
-index step reads the GIN index in a MATERIALIZED CTE, so that the generic plan cannot
-swap it for a walk of the time index with a filter (slow when the word is rare).
+index step with MATCH over the tenant's rowid range.
+
+PostgreSQL (the ``search`` tsvector column of events and its GIN index, which holds
+every tenant's rows) checks rows server-side as it walks, in windows, and asks the GIN
+index only for what the walk does not find cheaply: store/search_walk.py.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from trailkeep.store.event_reads import (
 )
 from trailkeep.store.fulltext_rows import TENANT_SHIFT
 from trailkeep.store.models import EventFilter, EventRow, PageKey
+from trailkeep.store.search_walk import tsquery, walk_search
 from trailkeep.store.sql import SqlConnection
 
 PROBE_ROWS = 2000  # rows a probe reads at most (conditions the index can answer)
@@ -60,10 +61,6 @@ def fts5_query(text: Sequence[TextSearch]) -> str:
     return f"({positive}){negated}"
 
 
-def tsquery(text: Sequence[TextSearch]) -> str:
-    return " & ".join(("!" if t.negated else "") + f"({t.tsquery()})" for t in text)
-
-
 def _sqlite_row_check(text: Sequence[TextSearch]) -> Where:
     where = Where()
     for t in text:
@@ -71,26 +68,15 @@ def _sqlite_row_check(text: Sequence[TextSearch]) -> Where:
     return where
 
 
-def _matching(
-    conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, keys: list[tuple[int, int]]
-) -> set[int]:
+def _matching(conn: SqlConnection, flt: EventFilter, keys: list[tuple[int, int]]) -> set[int]:
     """The seqs among ``keys`` whose text matches every condition of ``flt.text``."""
-    if dialect.partitioned:
-        sql = (
-            "SELECT e.seq FROM events e JOIN unnest(CAST(? AS int8[]), CAST(? AS int8[]))"
-            " AS k(occurred_at, seq) ON e.occurred_at = k.occurred_at AND e.seq = k.seq"
-            " WHERE e.tenant_id = ? AND e.search @@ CAST(? AS tsquery)"
-        )
-        args: list[Any] = [[k[0] for k in keys], [k[1] for k in keys]]
-        args += [flt.tenant_id, tsquery(flt.text)]
-    else:
-        check = _sqlite_row_check(flt.text)
-        sql = (
-            f"SELECT f.rowid - b.base FROM (SELECT {_TENANT_BASE} AS base) AS b,"
-            " json_each(?) AS k CROSS JOIN events_fts AS f ON f.rowid = b.base + k.value"
-            f" WHERE {check.text()}"
-        )
-        args = [flt.tenant_id, "[" + ",".join(str(k[1]) for k in keys) + "]", *check.args]
+    check = _sqlite_row_check(flt.text)
+    sql = (
+        f"SELECT f.rowid - b.base FROM (SELECT {_TENANT_BASE} AS base) AS b,"
+        " json_each(?) AS k CROSS JOIN events_fts AS f ON f.rowid = b.base + k.value"
+        f" WHERE {check.text()}"
+    )
+    args = [flt.tenant_id, "[" + ",".join(str(k[1]) for k in keys) + "]", *check.args]
     return {row[0] for row in conn.execute(sql, args).fetchall()}
 
 
@@ -120,7 +106,7 @@ def _probe(
         if not rows:
             return found, True
         keys = [(r.occurred_at, r.seq) for r in rows]
-        hits = _matching(conn, dialect, flt, keys)
+        hits = _matching(conn, flt, keys)
         found += [k for k in keys if k[1] in hits]
         if len(found) >= limit:
             return found[:limit], True
@@ -161,15 +147,8 @@ def _from_index(
     """The page from the full-text index: every match of the tenant, filtered, sorted."""
     where = residual_of(dialect, flt, set())
     where.extend(order_bounds(flt, after, "e"))
-    order = "ORDER BY occurred_at DESC, seq DESC LIMIT ?"
-    if dialect.partitioned:
-        sql = (
-            "WITH m AS MATERIALIZED (SELECT e.occurred_at, e.seq FROM events e"
-            f" WHERE e.tenant_id = ? AND e.search @@ CAST(? AS tsquery) AND {where.text()})"
-            f" SELECT occurred_at, seq FROM m {order}"
-        )
-        args: list[Any] = [flt.tenant_id, tsquery(flt.text), *where.args, limit]
-    elif _few_matches(conn, flt):
+    args: list[Any]
+    if _few_matches(conn, flt):
         # Few matches: look each one up and sort them (cost: the matches).
         sql = (
             f"SELECT e.occurred_at, e.seq FROM ({_tenant_matches_sql(limit=False)}) AS m"
@@ -193,10 +172,13 @@ def _from_index(
 def search_events(
     conn: SqlConnection, dialect: ReadDialect, flt: EventFilter, after: PageKey | None, limit: int
 ) -> list[EventRow]:
-    has_positive = any(not t.negated for t in flt.text)
-    keys, complete = _probe(conn, dialect, flt, after, limit, bounded=has_positive)
-    if not complete:
-        keys = _from_index(conn, dialect, flt, after, limit)
+    if dialect.partitioned:
+        keys = walk_search(conn, dialect, flt, after, limit)
+    else:
+        has_positive = any(not t.negated for t in flt.text)
+        keys, complete = _probe(conn, dialect, flt, after, limit, bounded=has_positive)
+        if not complete:
+            keys = _from_index(conn, dialect, flt, after, limit)
     if not keys:
         return []
     bodies = bodies_at(conn, dialect, flt.tenant_id, keys)
