@@ -258,6 +258,7 @@ def read_stats(conn: SqlConnection, dialect: ReadDialect, request: StatsRequest)
             _rollup_where(dialect, request.flt),
             _group_expr(request, from_rollup=True),
             request.top,
+            postgres=dialect.partitioned,
         )
     if top_rows is None:
         top_rows = conn.execute(top_sql, top_args).fetchall()

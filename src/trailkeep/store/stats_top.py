@@ -53,16 +53,22 @@ def _totals(
     where: Where,
     group: str,
     keys: list[Any],
+    postgres: bool,
 ) -> dict[Any, int]:
-    marks = ",".join("?" * len(keys))
+    if postgres:
+        # One array parameter: the same statement text for any number of candidates,
+        # prepared once (a list of N marks is a new statement for each N: ~25 ms).
+        among, values = f"{group} = ANY(CAST(? AS text[]))", [list(keys)]
+    else:
+        among, values = f"{group} IN ({','.join('?' * len(keys))})", list(keys)
     parts: list[str] = []
     args: list[Any] = []
     for table, bucket in buckets:
         parts.append(
             f"SELECT {group} AS k, e.n AS n FROM {table} e"
-            f" WHERE {where.text()} AND e.bucket = ? AND {group} IN ({marks})"
+            f" WHERE {where.text()} AND e.bucket = ? AND {among}"
         )
-        args += [*where.args, bucket, *keys]
+        args += [*where.args, bucket, *values]
     sql = f"SELECT k, SUM(n) FROM ({' UNION ALL '.join(parts)}) AS p GROUP BY k"
     return {key: int(total) for key, total in conn.execute(sql, args).fetchall()}
 
@@ -73,10 +79,11 @@ def top_by_threshold(
     where: Where,
     group: str,
     top: int,
+    postgres: bool = False,
 ) -> list[tuple[Any, int]] | None:
     """The top ``top`` (group, total) over ``buckets`` ((table, bucket start) pairs
-    tiling the window; ``where`` filters the tenant), largest first, ties by group;
-    None when the rounds could not decide."""
+    tiling the window; ``where`` filters the tenant; the group is a text column),
+    largest first, ties by group; None when the rounds could not decide."""
     if len(buckets) > MAX_BUCKETS:
         return None
     m = 10 * top
@@ -87,7 +94,7 @@ def top_by_threshold(
             return []
         if len(candidates) * len(buckets) > MAX_LOOKUPS:
             return None
-        totals = _totals(conn, buckets, where, group, candidates)
+        totals = _totals(conn, buckets, where, group, candidates, postgres)
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         # Full buckets (m rows) may hide groups with up to their m-th count.
         bound = sum(head[-1][1] for head in heads if len(head) == m)
