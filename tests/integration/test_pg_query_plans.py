@@ -135,10 +135,12 @@ def test_results_match_the_filters(loaded: psycopg.Connection[Any]) -> None:
     assert [r.seq for r in rows] == expected[:100]
 
 
-def test_reads_are_never_jit_compiled(loaded: psycopg.Connection[Any]) -> None:
+def test_reads_are_never_jit_compiled_nor_parallel(loaded: psycopg.Connection[Any]) -> None:
     """A generic plan prices LIMIT 50 as a tenth of the tenant: with JIT on, every page
-    above jit_above_cost was compiled first (~28 ms measured at 2M events)."""
+    above jit_above_cost was compiled first (~28 ms measured at 2M events), and pages
+    got parallel workers (~10 ms to start)."""
     assert loaded.execute("SHOW jit").fetchone()[0] == "off"
+    assert loaded.execute("SHOW max_parallel_workers_per_gather").fetchone()[0] == "0"
     loaded.execute("SET jit_above_cost = 0")  # every plan would qualify
     try:
         sql = (

@@ -367,11 +367,44 @@ def _page(
     if not keys:
         return _Fetched([], None, True)
     if residual is not None:
+        if dialect.partitioned:
+            return _window_matches(conn, dialect, flt, plan, keys, after, limit, with_bodies)
         return _checked(conn, dialect, flt.tenant_id, keys, residual, limit)
     if not with_bodies:
         return _Fetched([(at, seq, b"") for at, seq in keys], None, True)
     bodies = bodies_at(conn, dialect, flt.tenant_id, keys)
     return _Fetched([(at, seq, bodies[seq]) for at, seq in keys], None, True)
+
+
+def _window_matches(
+    conn: SqlConnection,
+    dialect: ReadDialect,
+    flt: EventFilter,
+    plan: PagePlan,
+    keys: list[tuple[int, int]],
+    after: PageKey | None,
+    limit: int,
+    with_bodies: bool,
+) -> _Fetched:
+    """PostgreSQL: the matches among the merged branches' next ``keys``, found by the
+    branches again with their residual filters, bounded below by the time of the last
+    key (so the window holds about ``keys``). Each branch checks its rows as it walks
+    its index; looking ``keys`` up one by one in the monthly partitions cost ~10 µs a
+    key (9 ms for 563 keys, against 3.3 ms this way)."""
+    edge = keys[-1][0]
+    window = replace(flt, occurred_from=max(edge, flt.occurred_from or edge))
+    body = ", e.body" if with_bodies else ", NULL"
+    parts: list[str] = []
+    args: list[Any] = []
+    for value in plan.values:
+        # No LIMIT: every row of the window's first instant is in it, ties included.
+        where = _branch(window, plan, value, after)
+        parts.append(f"SELECT e.occurred_at, e.seq{body} FROM events e WHERE {where.text()}")
+        args += where.args
+    sql = " UNION ALL ".join(parts) + " ORDER BY occurred_at DESC, seq DESC"
+    rows = conn.execute(sql, args).fetchall()
+    # Below every seq of the window's first instant: the next step starts under it.
+    return _Fetched(rows, PageKey(edge, -1), len(keys) < limit)
 
 
 def _covered_page(

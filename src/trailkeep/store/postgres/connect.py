@@ -42,6 +42,10 @@ class PgOptions:
             # above jit_above_cost, and JIT then compiled every page query (~28 ms for
             # a 0.1 ms first page, measured at 2M events). Our reads are short index walks.
             options += " -c jit=off"
+            # For the same reason a generic plan may start parallel workers for a page
+            # (~10 ms to start two, for a 1 ms index walk). Reads are short: one
+            # process each, and the two cores stay with the writer and the service.
+            options += " -c max_parallel_workers_per_gather=0"
         kwargs["options"] = options
         return kwargs
 
