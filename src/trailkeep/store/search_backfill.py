@@ -7,7 +7,6 @@ of events_fts; PostgreSQL: the ``search`` column), showing progress on stderr.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 
@@ -18,13 +17,10 @@ from trailkeep.kit.fulltext import document_text, document_tsvector
 from trailkeep.store.fulltext_rows import TENANT_SHIFT, body_tokens
 from trailkeep.store.rollup_specs import RollupSpec
 from trailkeep.store.rollups import rebuild_rollups_sql
+from trailkeep.store.tree_backfill import say_progress
 
 _BATCH = 5_000
 _REPORT_EVERY_SECONDS = 5.0
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def backfill_rollups(conn: Connection, specs: Sequence[RollupSpec]) -> None:
@@ -51,7 +47,7 @@ def backfill_text(conn: Connection, postgres: bool) -> int:
     """Index the text of every stored event; returns how many were indexed."""
     total = conn.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
     if total:
-        _say(f"indexing the text of {total:,} stored events")
+        say_progress(f"indexing the text of {total:,} stored events")
     done = 0
     started = last = time.monotonic()
     nums: dict[str, int | None] = (
@@ -96,5 +92,5 @@ def backfill_text(conn: Connection, postgres: bool) -> int:
             done += len(rows)
             if time.monotonic() - last > _REPORT_EVERY_SECONDS:
                 last = time.monotonic()
-                _say(f"  {done:,} of {total:,} events indexed ({last - started:.0f} s)")
+                say_progress(f"  {done:,} of {total:,} events indexed ({last - started:.0f} s)")
     return done

@@ -25,8 +25,8 @@ class BackfillError(RuntimeError):
     """Stored events that cannot become a Merkle tree (a gap in seqs, a body JCS refuses)."""
 
 
-def _say(message: str) -> None:
-    # Migrations run from the CLI; long ones show progress on stderr.
+def say_progress(message: str) -> None:
+    """Progress of a long migration step (migrations run from the CLI): on stderr."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -79,7 +79,7 @@ def _backfill_tenant(conn: Connection, tenant_id: str) -> int:
         now = time.monotonic()
         if now - last_report > _REPORT_EVERY_SECONDS:
             rate = frontier.size / (now - started)
-            _say(f"  tenant {tenant_id}: {frontier.size:,} events hashed ({rate:,.0f}/s)")
+            say_progress(f"  tenant {tenant_id}: {frontier.size:,} events hashed ({rate:,.0f}/s)")
             last_report = now
 
 
