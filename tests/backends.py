@@ -73,9 +73,14 @@ class PgTestDatabase:
         upgrade(parse_database_url(self.url))
 
     def reset(self) -> None:
-        """Empty every table (partitions stay: the service would recreate them anyway)."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f"TRUNCATE {_TABLES}")
+        """Empty every table (partitions stay: the service would recreate them anyway).
+
+        DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE of these ~20 tables
+        and their partitions replaces every file (52 ms against 3.5 ms, before each of
+        the ~900 PostgreSQL tests)."""
+        with psycopg.connect(self.url, autocommit=True) as conn, conn.transaction():
+            for table in _TABLES.split(","):
+                conn.execute(f"DELETE FROM {table.strip()}")
 
     def drop(self) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
