@@ -82,6 +82,28 @@ class PgTestDatabase:
             for table in _TABLES.split(","):
                 conn.execute(f"DELETE FROM {table.strip()}")
 
+    def snapshot(self) -> list[tuple[str, list[str], list[tuple[Any, ...]]]]:
+        """Every row of every table: (table, columns, rows), for restore()."""
+        out = []
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for table in _TABLES.split(","):
+                cur = conn.execute(f"SELECT * FROM {table.strip()}")
+                rows = cur.fetchall()
+                if rows:
+                    assert cur.description is not None
+                    out.append((table.strip(), [c.name for c in cur.description], rows))
+        return out
+
+    def restore(self, snapshot: list[tuple[str, list[str], list[tuple[Any, ...]]]]) -> None:
+        """Put a snapshot's rows back into the (emptied) tables, in one transaction."""
+        with psycopg.connect(self.url, autocommit=True) as conn, conn.transaction():
+            for table, columns, rows in snapshot:
+                marks = ", ".join(["%s"] * len(columns))
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+                    )
+
     def drop(self) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
