@@ -127,10 +127,6 @@ def _distinct_actions(
 
 def plan_page(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> PagePlan:
     """The index a page of ``flt`` walks and the filters checked on its rows."""
-    return _plan(conn, dialect, flt)
-
-
-def _plan(conn: SqlConnection, dialect: ReadDialect, flt: EventFilter) -> PagePlan:
     if flt.target_type is not None:
         return PagePlan("targets", (), ((),), residual_of(dialect, flt, {"target"}))
     if flt.actor_id is not None:
@@ -495,11 +491,20 @@ def list_events(
 MAX_STEP = 1_000  # keys per step of a page that reads on
 
 
+def rows_needed(missing: int, read: int, matched: int) -> int:
+    """Rows to read for ``missing`` more matches at the rate seen so far (``matched``
+    of ``read``; ``matched`` > 0). Pages and full-text walks size their steps by it."""
+    return missing * read // matched
+
+
+def padded(rows: int) -> int:
+    """``rows`` plus a quarter: one more step is a round trip and a statement."""
+    return rows + rows // 4 + 1
+
+
 def next_step(step: int, matched: int, missing: int) -> int:
     """Keys to read next, after ``matched`` of ``step`` keys matched and ``missing``
-    rows are still needed: enough at the rate seen so far, plus a quarter (one more
-    step is a round trip and a statement), else twice as many."""
+    rows are still needed: enough at the rate seen so far, padded, else twice as many."""
     if matched == 0:
         return min(step * 2, MAX_STEP)
-    wanted = missing * step // matched
-    return max(1, min(wanted + wanted // 4 + 1, MAX_STEP))
+    return max(1, min(padded(rows_needed(missing, step, matched)), MAX_STEP))

@@ -40,7 +40,9 @@ from trailkeep.store.event_reads import (
     bodies_at,
     list_events,
     order_bounds,
+    padded,
     residual_of,
+    rows_needed,
 )
 from trailkeep.store.fulltext_rows import TENANT_SHIFT
 from trailkeep.store.models import EventFilter, EventRow, PageKey
@@ -117,10 +119,10 @@ def _probe(
         if bounded:
             if not found:
                 return found, False
-            needed = (limit - len(found)) * read // len(found)
+            needed = rows_needed(limit - len(found), read, len(found))
             if read + needed > PROBE_ROWS:
                 return found, False
-            step = min(needed + needed // 4 + 1, PROBE_ROWS - read)
+            step = min(padded(needed), PROBE_ROWS - read)
 
 
 def _tenant_matches_sql(limit: bool) -> str:

@@ -33,8 +33,10 @@ from trailkeep.store.event_reads import (
     ReadDialect,
     list_events,
     order_bounds,
+    padded,
     plan_page,
     residual_of,
+    rows_needed,
 )
 from trailkeep.store.models import EventFilter, PageKey
 from trailkeep.store.sql import SqlConnection
@@ -90,10 +92,10 @@ def walk_search(
         cursor = PageKey(start, -1)  # below every seq of the window's first instant
         if not found:
             break
-        needed = (limit - len(found)) * walked // len(found)
+        needed = rows_needed(limit - len(found), walked, len(found))
         if walked + needed > WALK_ROWS:
             break
-        rows = needed + needed // 4 + 1
+        rows = padded(needed)
         start -= max(1, int(rows / per_us))
     return found + _from_gin(conn, dialect, flt, cursor, limit - len(found))
 
