@@ -9,37 +9,18 @@ Revises: 0003
 
 from __future__ import annotations
 
-from alembic import op
-
-from trailkeep.store.rollup_specs import ROLLUP_INDEXES, rollups_named
+from trailkeep.store.migrations import stats_families
 from trailkeep.store.schema import sqlite_metadata
-from trailkeep.store.search_backfill import add_rollups
 
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-ROLLUPS = rollups_named(
-    "stats_totals_hourly",
-    "stats_totals_daily",
-    "stats_action_hourly",
-    "stats_action_daily",
-    "stats_actor_2d",
-    "stats_actor_4d",
-    "stats_actor_8d",
-    "stats_actor_16d",
-)
-
 
 def upgrade() -> None:
-    add_rollups(op.get_bind(), sqlite_metadata, ROLLUPS)
-    for name, table, columns in ROLLUP_INDEXES:
-        op.create_index(name, table, list(columns))
+    stats_families.upgrade(sqlite_metadata)
 
 
 def downgrade() -> None:
-    for name, table, _columns in ROLLUP_INDEXES:
-        op.drop_index(name, table)
-    for spec in ROLLUPS:
-        op.drop_table(spec.table)
+    stats_families.downgrade()
