@@ -39,7 +39,7 @@ import orjson
 
 from common import Database, latency_summary, progress
 from query_mix import SEVERITIES, StatsQuery, Term, search_text
-from trailkeep.events.schema import SEVERITY_RANK
+from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from vocabulary import tokens
 
 EXPORT_VERSION = 1

@@ -37,13 +37,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from common import LoadProgress, progress, service_settings, timed_transactions
 from rowgen import LoadPlan, generate_rows
-from trailkeep.store.migrate import SchemaError, upgrade
+from trailkeep.store.migrations.runner import SchemaError, upgrade
 
 # The service's own COPY code, so loaded rows are exactly what it would write.
 from trailkeep.store.postgres.event_writes import insert_stored_rows
 from trailkeep.store.postgres.partitions import PartitionManager, month_of
 from trailkeep.store.postgres.qmark import QmarkConnection
-from trailkeep.store.rollup_specs import ROLLUPS
+from trailkeep.store.stats.rollup_specs import ROLLUPS
 from trailkeep.store.urls import parse_database_url
 from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
 from workload import EventFactory, EventRowT, TargetRowT, Txn

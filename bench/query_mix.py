@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from trailkeep.events.schema import SEVERITY_RANK
+from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from vocabulary import TOKEN, tokens, vocabulary
 from workload import DAY_US, EventFactory, reserved_tokens, rfc3339_us
 

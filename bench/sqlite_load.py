@@ -19,7 +19,7 @@ import orjson
 
 from common import LoadProgress, service_settings, timed_transactions
 from rowgen import LoadPlan, generate_rows
-from trailkeep.store.migrate import upgrade
+from trailkeep.store.migrations.runner import upgrade
 from trailkeep.store.sqlite.connection import open_connection
 
 # The service's own insert code, so preloaded rows are exactly what it would write.

@@ -24,11 +24,11 @@ from common import http_get_json, signing_key
 from trailkeep.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailkeep.integrity.note import NoteError, Verifier, parse_signer
 from trailkeep.kit.tiles import TileFrontier, TreeStateError
-from trailkeep.store.sql import SqlConnection
-from trailkeep.store.tree_sql import load_frontier
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.tree.tiles_sql import load_frontier
 from workload import BODY, EventRowT
 
-# The writer's statement (store/tree_sql.py): a tile's final content is what counts.
+# The writer's statement (store/tree/tiles_sql.py): a tile's final content is what counts.
 UPSERT_TILE = (
     "INSERT INTO merkle_tiles (tenant_id, level, idx, hashes) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (tenant_id, level, idx) DO UPDATE SET hashes = excluded.hashes"
@@ -37,7 +37,7 @@ TileRowT = tuple[str, int, int, bytes]
 
 
 def leaf_of(body: bytes) -> bytes:
-    """store/event_rows.leaf_of, inlined: called once per preloaded event."""
+    """store/log/event_rows.leaf_of, inlined: called once per preloaded event."""
     return hashlib.sha256(b"\x00" + body).digest()
 
 

@@ -2,7 +2,7 @@
 
 - ``EventFactory``: deterministic (seeded) client bodies and stored rows exactly as the
   service stores them: the body is the event's RFC 8785 (JCS) form, which its Merkle
-  leaf hashes (store/event_rows.py). Messages come from bench/vocabulary.py (words of
+  leaf hashes (store/log/event_rows.py). Messages come from bench/vocabulary.py (words of
   known frequencies, for full-text search); targets have names, metadata a plan and a
   region;
 - the rows of a preload (``LoadPlan``, ``generate_rows``) are made in bench/rowgen.py.
@@ -20,8 +20,8 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from trailkeep.events.schema import SEVERITY_RANK
 from trailkeep.kit.canonical import canonical_json
+from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.jsonutil import dumps_sorted
 from trailkeep.kit.timeutil import format_us

@@ -20,8 +20,8 @@ from typing import Any
 
 import psycopg
 
-from trailkeep.store.migrate import upgrade
-from trailkeep.store.rollup_specs import ROLLUPS
+from trailkeep.store.migrations.runner import upgrade
+from trailkeep.store.stats.rollup_specs import ROLLUPS
 from trailkeep.store.urls import parse_database_url
 
 ADMIN_URL = os.environ.get("TRAILKEEP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -12,7 +12,7 @@ from datetime import datetime
 from ipaddress import ip_address
 from typing import Any
 
-from trailkeep.events.schema import SEVERITY_RANK
+from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from trailkeep.kit.fulltext import document_tokens, text_search
 from trailkeep.kit.query_ast import (
     IpMatch,

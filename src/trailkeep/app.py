@@ -15,21 +15,22 @@ from trailkeep import __version__, logs
 from trailkeep.auth import routes as key_routes
 from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
+from trailkeep.events import bench_routes
 from trailkeep.events import routes as event_routes
 from trailkeep.events.cursor import CursorCodec
 from trailkeep.events.schema import json_schemas as event_json_schemas
 from trailkeep.events.service import EventService
-from trailkeep.http import bench, errors, health
+from trailkeep.http import errors, health
 from trailkeep.http.fastlane import Endpoint, FastLane
 from trailkeep.http.middleware import RequestContext
 from trailkeep.integrity import routes as integrity_routes
-from trailkeep.integrity.keys import load_log_key
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.integrity.signing import CheckpointSigner
+from trailkeep.integrity.signing_keys import load_log_key
 from trailkeep.services import Services
 from trailkeep.stats import routes as stats_routes
 from trailkeep.stats.service import StatsService
-from trailkeep.store.base import Store
+from trailkeep.store.protocol import Store
 from trailkeep.store.sqlite import SqliteStore
 from trailkeep.tenants import routes as tenant_routes
 from trailkeep.tenants.service import TenantService
@@ -146,14 +147,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(integrity_routes.router)
     app.include_router(stats_routes.router)
     if settings.bench_endpoints:
-        app.include_router(bench.router)
+        app.include_router(bench_routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     fast: dict[tuple[str, str], Endpoint] = {
         ("POST", "/v1/events"): event_routes.post_event,
         ("POST", "/v1/events/batch"): event_routes.post_batch,
     }
     if settings.bench_endpoints:
-        fast[("POST", "/v1/_bench/validate")] = bench.validate_only
+        fast[("POST", "/v1/_bench/validate")] = bench_routes.validate_only
     # Added first, so it runs inside RequestContext (request ids, access log, 500s).
     app.add_middleware(FastLane, services=services, endpoints=fast)
     app.add_middleware(RequestContext, access_log=settings.access_log)

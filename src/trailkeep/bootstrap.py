@@ -15,7 +15,7 @@ from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.kit.jsonutil import dumps, loads
-from trailkeep.store.base import Store
+from trailkeep.store.protocol import Store
 from trailkeep.tenants.models import TenantCreate
 from trailkeep.tenants.service import TenantService
 

@@ -22,10 +22,10 @@ from trailkeep.cli_verify import verify as verify_command
 from trailkeep.config import ConfigError, Settings
 from trailkeep.errors import TrailkeepError
 from trailkeep.kit.jsonutil import dumps
-from trailkeep.store.base import Store
+from trailkeep.store.protocol import Store
 
 if TYPE_CHECKING:
-    from trailkeep.store.migrate import MigrationResult
+    from trailkeep.store.migrations.runner import MigrationResult
 
 app = typer.Typer(help="Trailkeep: a multi-tenant, tamper-evident audit log.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
@@ -96,7 +96,7 @@ def serve(
     import uvicorn
 
     from trailkeep.app import create_app
-    from trailkeep.store.migrate import SchemaError, check_schema
+    from trailkeep.store.migrations.runner import SchemaError, check_schema
 
     settings = load_settings(
         host=host, port=port, data_dir=data_dir, database_url=database_url, env=env
@@ -132,7 +132,7 @@ def serve(
 
 
 def _migrate(settings: Settings) -> MigrationResult:
-    from trailkeep.store.migrate import SchemaError, upgrade
+    from trailkeep.store.migrations.runner import SchemaError, upgrade
 
     try:
         return upgrade(settings.database())
@@ -173,7 +173,7 @@ def init(
     """Migrate the database, create the signing key and the platform admin key (printed
     once), optionally a demo tenant."""
     from trailkeep.bootstrap import initialize
-    from trailkeep.integrity.keys import ensure_log_key
+    from trailkeep.integrity.signing_keys import ensure_log_key
 
     settings = load_settings(data_dir=data_dir, database_url=database_url, log_host=log_host)
     _migrate(settings)
@@ -341,7 +341,7 @@ def key_public(
     json_out: JsonOut = False,
 ) -> None:
     """Print the verifier key (C2SP vkey) of a tenant's checkpoints, for its auditors."""
-    from trailkeep.integrity.keys import load_log_key
+    from trailkeep.integrity.signing_keys import load_log_key
     from trailkeep.tenants.models import TENANT_ID_PATTERN
 
     if not re.fullmatch(TENANT_ID_PATTERN, tenant):

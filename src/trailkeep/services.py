@@ -11,7 +11,7 @@ from trailkeep.config import Settings
 from trailkeep.events.service import EventService
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.stats.service import StatsService
-from trailkeep.store.base import Store
+from trailkeep.store.protocol import Store
 from trailkeep.tenants.service import TenantService
 
 

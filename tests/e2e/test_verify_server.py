@@ -19,8 +19,8 @@ import pytest
 
 from tests.e2e.server import Server, all_events, wait_checkpoint
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
-from trailkeep.integrity.keys import LogKey
 from trailkeep.integrity.note import generate_signer, parse_signer
+from trailkeep.integrity.signing_keys import LogKey
 
 FAST_CHECKPOINTS = {"TRAILKEEP_CHECKPOINT_INTERVAL_SECONDS": "0.05"}
 

@@ -25,16 +25,16 @@ from trailkeep.app import create_app
 from trailkeep.errors import StoreUnavailable
 from trailkeep.kit import merkle
 from trailkeep.kit.canonical import canonical_json
-from trailkeep.store import tree_sql
-from trailkeep.store.migrate import (
+from trailkeep.store.migrations.runner import (
     SchemaError,
     alembic_config,
     check_schema,
     head_revision,
     upgrade,
 )
-from trailkeep.store.rollup_specs import ROLLUPS
-from trailkeep.store.schema import metadata_for
+from trailkeep.store.stats.rollup_specs import ROLLUPS
+from trailkeep.store.tables import metadata_for
+from trailkeep.store.tree import tiles_sql
 from trailkeep.store.urls import DatabaseUrl, parse_database_url
 
 _PARTITION = re.compile(r"^(events|event_targets)_p\d{6}$")
@@ -162,7 +162,7 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     stored = [row[0] for row in conn.execute("SELECT body FROM events ORDER BY seq")]
     assert stored[2] == b'{"n":2,"seq":2}'  # rewritten in its RFC 8785 form
     assert stored == [canonical_json(orjson.loads(body)) for body in bodies]
-    frontier = tree_sql.load_frontier(conn, "kept")
+    frontier = tiles_sql.load_frontier(conn, "kept")
     assert frontier.size == 300
     assert frontier.root() == merkle.root_from_leaf_hashes([merkle.leaf_hash(b) for b in stored])
     # 0003 indexed the stored events' text and counted them into the rollups.

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from tests import backends
 from tests.conftest import auth, make_settings, seed_keys
 from trailkeep.app import create_app
-from trailkeep.store.migrate import upgrade
+from trailkeep.store.migrations.runner import upgrade
 from trailkeep.store.urls import parse_database_url
 
 pytestmark = pytest.mark.postgres_only

@@ -15,13 +15,14 @@ import pytest
 
 from tests import backends
 from tests.integration.test_query_plans import FILTERS
-from trailkeep.store.event_reads import list_events
-from trailkeep.store.models import EventFilter, PageKey
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.models import PageKey
 from trailkeep.store.postgres.connect import PgOptions
 from trailkeep.store.postgres.event_writes import insert_stored_rows
 from trailkeep.store.postgres.partitions import PartitionManager, month_of, month_start_us
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.store import POSTGRES
+from trailkeep.store.reads.events import list_events
 from trailkeep.store.urls import parse_database_url
 
 pytestmark = pytest.mark.postgres_only

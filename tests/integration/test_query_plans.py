@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from trailkeep.kit.query_ast import TextMatch, TextValue
-from trailkeep.store.event_reads import list_events
-from trailkeep.store.migrate import upgrade
-from trailkeep.store.models import EventFilter, PageKey
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.migrations.runner import upgrade
+from trailkeep.store.models import PageKey
+from trailkeep.store.reads.events import list_events
 from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.store import SQLITE
 from trailkeep.store.urls import parse_database_url

@@ -19,7 +19,7 @@ from tests.conftest import GLOBEX_SECRET, World
 from tests.query_reference import matches
 from trailkeep.kit.timeutil import now_us
 from trailkeep.query.parser import parse_query
-from trailkeep.store import search_reads, search_walk
+from trailkeep.store.reads import fulltext, fulltext_walk
 
 QUERIES = [
     "",
@@ -95,10 +95,10 @@ QUERIES = [
 @pytest.mark.parametrize(
     ("probe", "first", "few"),
     [
-        (search_reads.PROBE_ROWS, search_reads.PROBE_FIRST, search_reads.FEW_MATCHES),
+        (fulltext.PROBE_ROWS, fulltext.PROBE_FIRST, fulltext.FEW_MATCHES),
         # A probe in steps sized by the matches seen, giving up or filling the page.
-        (60, 4, search_reads.FEW_MATCHES),
-        (3, 3, search_reads.FEW_MATCHES),
+        (60, 4, fulltext.FEW_MATCHES),
+        (3, 3, fulltext.FEW_MATCHES),
         (3, 3, 1),
     ],
 )
@@ -110,12 +110,12 @@ def test_queries_match_the_reference(
     first: int,
     few: int,
 ) -> None:
-    monkeypatch.setattr(search_reads, "PROBE_ROWS", probe)
-    monkeypatch.setattr(search_reads, "PROBE_FIRST", first)
-    monkeypatch.setattr(search_reads, "FEW_MATCHES", few)
+    monkeypatch.setattr(fulltext, "PROBE_ROWS", probe)
+    monkeypatch.setattr(fulltext, "PROBE_FIRST", first)
+    monkeypatch.setattr(fulltext, "FEW_MATCHES", few)
     # PostgreSQL's walk: windows from ``first`` rows, the GIN index after ``probe``.
-    monkeypatch.setattr(search_walk, "WALK_FIRST", first)
-    monkeypatch.setattr(search_walk, "WALK_ROWS", probe)
+    monkeypatch.setattr(fulltext_walk, "WALK_FIRST", first)
+    monkeypatch.setattr(fulltext_walk, "WALK_ROWS", probe)
     assert len(acme) == 120
     for text in QUERIES:
         got = world.all_events("acme", q=text)

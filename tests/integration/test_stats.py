@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import World
 from tests.query_reference import matches, occurred_us
-from trailkeep.events.schema import SEVERITY_RANK
+from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from trailkeep.kit.timeutil import format_us, now_us
 from trailkeep.query.parser import parse_query
 

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from trailkeep.errors import BadRequest, InvalidCursor
 from trailkeep.events.cursor import CursorCodec
-from trailkeep.store.models import EventFilter, PageKey
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.models import PageKey
 
 SECRET = "a-test-secret-of-at-least-32-chars!!"
 FLT = EventFilter("acme", action_prefix="user.", min_severity=3)

@@ -1,11 +1,11 @@
-"""How many keys a page that reads on asks for next (event_reads.next_step)."""
+"""How many keys a page that reads on asks for next (store/reads/pages.next_step)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trailkeep.store.event_reads import MAX_STEP, next_step
+from trailkeep.store.reads.pages import MAX_STEP, next_step
 
 
 @given(st.integers(1, MAX_STEP), st.integers(1, 1000))

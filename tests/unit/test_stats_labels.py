@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from trailkeep.kit.timeutil import format_us
 from trailkeep.stats.service import bucket_labels
-from trailkeep.store.rollup_specs import DAY_US, HOUR_US
+from trailkeep.store.stats.rollup_specs import DAY_US, HOUR_US
 
 # 1900 .. 2200, in whole hours (the window of a stats request) and not.
 _HOURS = st.integers(-70 * 365 * 24, 230 * 365 * 24)

@@ -1,4 +1,4 @@
-"""stats_reads.tile: a window as whole buckets of a rollup family's widths."""
+"""store/stats/reads.tile: a window as whole buckets of a rollup family's widths."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trailkeep.store.rollup_specs import DAY_US, FAMILIES, HOUR_US, ROLLUPS
-from trailkeep.store.stats_reads import tile
+from trailkeep.store.stats.reads import tile
+from trailkeep.store.stats.rollup_specs import DAY_US, FAMILIES, HOUR_US, ROLLUPS
 
 ACTOR_WIDTHS = [DAY_US * k for k in (1, 2, 4, 8, 16)]
 

@@ -1,4 +1,4 @@
-"""stats_top.top_by_threshold against adding up every bucket (SQLite in memory: the
+"""top_groups.top_by_threshold against adding up every bucket (SQLite in memory: the
 same SQL the service runs on a rollup table)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from trailkeep.store import stats_top
-from trailkeep.store.conditions import Where
+from trailkeep.store.reads.conditions import Where
+from trailkeep.store.stats import top_groups
 
 
 def _table(rows: list[tuple[int, str, int]]) -> sqlite3.Connection:
@@ -47,7 +47,7 @@ def test_threshold_top_is_exact_or_declines(seed: int, skew: float) -> None:
     where = Where(["e.tenant_id = ?"], ["t"])
     buckets = sorted({("r", b) for b, _a, _n in rows})
     top = rng.choice([1, 3, 10])
-    got = stats_top.top_by_threshold(conn, buckets, where, "e.actor_id", top)
+    got = top_groups.top_by_threshold(conn, buckets, where, "e.actor_id", top)
     if got is None:  # undecided: the caller adds everything up
         assert skew == 0.0, "skewed counts must be decided by the threshold"
     else:
@@ -58,10 +58,10 @@ def test_ties_at_the_bound_are_not_guessed(monkeypatch: pytest.MonkeyPatch) -> N
     # Every actor has the same count: no round can prove a top-3 (a group outside the
     # heads could tie and sort first), so the function declines.
     rows = [(b, f"u{i:03d}", 5) for b in range(3) for i in range(200)]
-    monkeypatch.setattr(stats_top, "MAX_HEADS", 120)
+    monkeypatch.setattr(top_groups, "MAX_HEADS", 120)
     where = Where(["e.tenant_id = ?"], ["t"])
     buckets = [("r", b) for b in range(3)]
-    assert stats_top.top_by_threshold(_table(rows), buckets, where, "e.actor_id", 3) is None
+    assert top_groups.top_by_threshold(_table(rows), buckets, where, "e.actor_id", 3) is None
     few = [(b, f"u{i:03d}", 5) for b in range(3) for i in range(20)]
-    got = stats_top.top_by_threshold(_table(few), buckets, where, "e.actor_id", 3)
+    got = top_groups.top_by_threshold(_table(few), buckets, where, "e.actor_id", 3)
     assert got == [("u000", 15), ("u001", 15), ("u002", 15)]  # every group seen: exact

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trailkeep.store.schema import postgres_metadata, sqlite_metadata
+from trailkeep.store.tables import postgres_metadata, sqlite_metadata
 
 
 def test_every_index_of_tenant_data_is_led_by_tenant_id() -> None:

@@ -10,8 +10,8 @@ from starlette.responses import Response
 from trailkeep.auth.models import KeyCreate, KeyCreated, KeyList
 from trailkeep.auth.principal import Permission, Principal, Role
 from trailkeep.errors import Forbidden, NotFound
-from trailkeep.events.docs_models import ErrorBody
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.error_models import ErrorBody
 from trailkeep.kit.timeutil import format_us
 from trailkeep.store.models import ApiKeyRecord
 

@@ -11,8 +11,8 @@ from trailkeep.auth.principal import Principal, Role
 from trailkeep.config import Settings
 from trailkeep.errors import NotFound, Unauthenticated
 from trailkeep.kit.timeutil import now_us
-from trailkeep.store.base import Store
 from trailkeep.store.models import ApiKeyRecord
+from trailkeep.store.protocol import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from ipaddress import ip_address
 from typing import Any
 
 from trailkeep.config import Limits
-from trailkeep.events.schema import EventIn, canonical_severity, unknown_severity
+from trailkeep.events.schema import EventIn
+from trailkeep.kit.event_vocabulary import canonical_severity, unknown_severity
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.kit.text import check_text
 

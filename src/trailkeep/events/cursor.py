@@ -15,7 +15,8 @@ import hmac
 
 from trailkeep.errors import InvalidCursor
 from trailkeep.kit.jsonutil import dumps, loads
-from trailkeep.store.models import EventFilter, PageKey
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.models import PageKey
 
 
 class CursorCodec:

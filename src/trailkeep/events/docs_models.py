@@ -75,9 +75,3 @@ class BatchResult(BaseModel):
     duplicates: int
     rejected: int
     results: list[BatchItemResult]
-
-
-class ErrorBody(BaseModel):
-    error: dict[str, Any] = Field(
-        examples=[{"code": "not_found", "message": "event 'x' not found", "details": None}]
-    )

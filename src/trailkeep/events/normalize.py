@@ -12,8 +12,9 @@ import msgspec
 
 from trailkeep.config import Limits
 from trailkeep.events.checks import Problem
-from trailkeep.events.schema import SEVERITY_RANK, EventIn
+from trailkeep.events.schema import EventIn
 from trailkeep.kit.canonical import CanonicalizationError, canonical_json, orjson_matches_jcs
+from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from trailkeep.kit.hashing import digest16
 from trailkeep.kit.ids import uuid7
 from trailkeep.kit.jsonutil import dumps_sorted

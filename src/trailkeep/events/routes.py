@@ -10,13 +10,19 @@ from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
 from trailkeep.errors import BadRequest
-from trailkeep.events.docs_models import BatchResult, ErrorBody, EventPage, StoredEvent
+from trailkeep.events.docs_models import BatchResult, EventPage, StoredEvent
 from trailkeep.events.parsing import parse_event
-from trailkeep.events.schema import SEVERITIES, SEVERITY_RANK, canonical_severity, unknown_severity
 from trailkeep.events.service import ItemOutcome
 from trailkeep.http.body import read_body
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import JSONBytes, json_response
+from trailkeep.kit.event_vocabulary import (
+    SEVERITIES,
+    SEVERITY_RANK,
+    canonical_severity,
+    unknown_severity,
+)
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.kit.query_ast import (
     OccurredRange,

@@ -16,29 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-SEVERITIES = ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
-SEVERITY_ALIASES = {"LOW": "INFO", "MEDIUM": "WARNING", "HIGH": "ERROR"}
-
-
-def canonical_severity(text: str) -> str | None:
-    """The severity name for ``text`` (any case, aliases allowed), or None if unknown."""
-    name = text.strip().upper()
-    name = SEVERITY_ALIASES.get(name, name)
-    return name if name in SEVERITY_RANK else None
-
-
-def unknown_severity(text: str) -> str:
-    return (
-        f"unknown severity {text!r}; one of {', '.join(SEVERITY_RANK)}"
-        f" (or {', '.join(SEVERITY_ALIASES)})"
-    )
-
-
-ACTOR_TYPES = ("user", "service", "system", "api_key", "anonymous")
-
-ID_PATTERN = r"^[A-Za-z0-9._:~@+=-]+$"
-ACTION_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+from trailkeep.kit.event_vocabulary import ACTION_PATTERN, ID_PATTERN, SEVERITIES, SEVERITY_ALIASES
 
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
 Long = Annotated[str, msgspec.Meta(max_length=1_000_000)]

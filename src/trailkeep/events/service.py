@@ -26,8 +26,9 @@ from trailkeep.events.parsing import parse_batch
 from trailkeep.events.schema import EventIn
 from trailkeep.kit.text import check_text
 from trailkeep.kit.timeutil import format_us, now_us, to_us
-from trailkeep.store.base import Store
-from trailkeep.store.models import AppendResult, EventDraft, EventFilter, EventRow, PageKey
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.models import AppendResult, EventDraft, EventRow, PageKey
+from trailkeep.store.protocol import Store
 from trailkeep.tenants.service import TenantService
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from trailkeep.kit import merkle
 from trailkeep.kit.tiles import TileNodes, needed_tiles
-from trailkeep.store.base import TreeView
+from trailkeep.store.protocol import TreeView
 
 
 def _nodes_for(view: TreeView, nodes: Iterable[merkle.NodeId]) -> TileNodes:

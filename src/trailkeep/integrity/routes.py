@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission, Principal
 from trailkeep.errors import BadRequest, NotFound
-from trailkeep.events.docs_models import ErrorBody
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
 from trailkeep.integrity.docs_models import (
     EXAMPLE_NOTE,
@@ -29,7 +29,6 @@ from trailkeep.integrity.docs_models import (
 )
 from trailkeep.integrity.service import checkpoint_json
 from trailkeep.kit.tiles import TileError, parse_tile_path
-from trailkeep.services import Services
 
 router = APIRouter(prefix="/v1", tags=["integrity"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -43,7 +42,7 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 _IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
 
 
-async def _tenant(principal: Principal, svc: Services, requested: str | None) -> str:
+async def _tenant(principal: Principal, svc: ServicesDep, requested: str | None) -> str:
     tenant_id = principal.scope(Permission.READ, requested)
     if principal.is_platform_admin:
         await svc.tenants.require_exists(tenant_id)

@@ -14,12 +14,12 @@ import orjson
 
 from trailkeep.errors import BadRequest, NotFound
 from trailkeep.integrity import proofs
-from trailkeep.integrity.keys import LogKey
+from trailkeep.integrity.signing_keys import LogKey
 from trailkeep.kit.merkle import HASH_SIZE
 from trailkeep.kit.tiles import TILE_WIDTH
 from trailkeep.kit.timeutil import format_us
-from trailkeep.store.base import Store, TreeView
 from trailkeep.store.models import CheckpointRecord
+from trailkeep.store.protocol import Store, TreeView
 
 
 def b64(data: bytes) -> str:

@@ -19,12 +19,12 @@ import structlog
 from trailkeep.errors import Unavailable
 from trailkeep.integrity import proofs
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
-from trailkeep.integrity.keys import LogKey
+from trailkeep.integrity.signing_keys import LogKey
 from trailkeep.kit import merkle
 from trailkeep.kit.tiles import TreeStateError
 from trailkeep.kit.timeutil import now_us
-from trailkeep.store.base import Store
 from trailkeep.store.models import CheckpointRecord
+from trailkeep.store.protocol import Store
 
 log = structlog.get_logger("trailkeep.integrity")
 

@@ -21,7 +21,7 @@ from trailkeep.kit.query_ast import (
     TextMatch,
     Word,
 )
-from trailkeep.store.models import EventFilter
+from trailkeep.query.filter import EventFilter
 
 _LEVELS = 6
 

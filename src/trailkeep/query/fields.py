@@ -12,7 +12,7 @@ import re
 from ipaddress import ip_network
 from typing import NamedTuple
 
-from trailkeep.events.schema import (
+from trailkeep.kit.event_vocabulary import (
     ACTION_PATTERN,
     ACTOR_TYPES,
     SEVERITIES,

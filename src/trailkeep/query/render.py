@@ -8,7 +8,7 @@ both parse back to the exact same bound because a bound is always an interval's 
 
 from __future__ import annotations
 
-from trailkeep.events.schema import SEVERITIES
+from trailkeep.kit.event_vocabulary import SEVERITIES
 from trailkeep.kit.query_ast import (
     IpMatch,
     IpNetwork,

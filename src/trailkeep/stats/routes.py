@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
-from trailkeep.events.docs_models import ErrorBody
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
 from trailkeep.kit.timeutil import now_us
 from trailkeep.query.request import parse_request_query

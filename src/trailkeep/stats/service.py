@@ -13,13 +13,13 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from trailkeep.errors import BadRequest
-from trailkeep.events.schema import SEVERITIES
+from trailkeep.kit.event_vocabulary import SEVERITIES
 from trailkeep.kit.query_ast import Query
 from trailkeep.kit.timeutil import format_us
 from trailkeep.query.compile import event_filter
-from trailkeep.store.base import Store
 from trailkeep.store.models import StatsGroup, StatsRequest, StatsResult
-from trailkeep.store.rollup_specs import DAY_US, HOUR_US
+from trailkeep.store.protocol import Store
+from trailkeep.store.stats.rollup_specs import DAY_US, HOUR_US
 
 Interval = Literal["hour", "day"]
 WIDTHS: dict[str, int] = {"hour": HOUR_US, "day": DAY_US}

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from trailkeep.kit.fulltext import TextSearch
-from trailkeep.kit.query_ast import Term
+from trailkeep.query.filter import EventFilter
 
 AppendStatus = Literal["created", "duplicate", "conflict"]
 
@@ -42,28 +41,6 @@ class AppendResult:
     seq: int
     body: bytes
     id: str
-
-
-@dataclass(slots=True, frozen=True)
-class EventFilter:
-    """Filters of GET /v1/events; every field is optional but ``tenant_id``."""
-
-    tenant_id: str
-    occurred_from: int | None = None  # inclusive, microseconds
-    occurred_to: int | None = None  # exclusive, microseconds
-    actor_id: str | None = None
-    action: str | None = None
-    action_prefix: str | None = None
-    target_type: str | None = None
-    target_id: str | None = None
-    min_severity: int | None = None
-    outcome: str | None = None
-    # Query terms none of the fields above expresses, checked row by row
-    # (store/conditions.py), and full-text conditions (store/search_reads.py).
-    conditions: tuple[Term, ...] = ()
-    text: tuple[TextSearch, ...] = ()
-    # A full-text condition with no indexed token: nothing can match.
-    impossible: bool = False
 
 
 @dataclass(slots=True, frozen=True)

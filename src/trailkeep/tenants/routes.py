@@ -9,8 +9,8 @@ from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
 from trailkeep.errors import NotFound
-from trailkeep.events.docs_models import ErrorBody
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.error_models import ErrorBody
 from trailkeep.tenants.models import TenantCreate, TenantList, TenantOut, TenantUpdate
 from trailkeep.tenants.service import to_out
 

@@ -6,8 +6,8 @@ import time
 
 from trailkeep.errors import Conflict, NotFound
 from trailkeep.kit.timeutil import format_us, now_us
-from trailkeep.store.base import Store
 from trailkeep.store.models import TenantRecord
+from trailkeep.store.protocol import Store
 from trailkeep.tenants.models import TenantCreate, TenantOut, TenantUpdate
 
 _EXISTS_TTL = 2.0

@@ -13,7 +13,7 @@ from ipaddress import IPv4Network, IPv6Network
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from trailkeep.events.schema import ACTOR_TYPES
+from trailkeep.kit.event_vocabulary import ACTOR_TYPES
 from trailkeep.kit.query_ast import (
     IpMatch,
     IpNetwork,

@@ -1,4 +1,4 @@
 """Alembic migrations, one version history per backend (versions_sqlite, versions_postgresql).
 
-Run them with ``trailkeep migrate``; store/migrate.py drives Alembic from code.
+Run them with ``trailkeep migrate``; store/migrations/runner.py drives Alembic from code.
 """

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection that store/migrate.py hands over."""
+"""Alembic environment: runs on the connection that store/migrations/runner.py hands over."""
 
 from __future__ import annotations
 

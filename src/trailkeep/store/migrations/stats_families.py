@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import MetaData
 
-from trailkeep.store.rollup_specs import ROLLUP_INDEXES, rollups_named
-from trailkeep.store.search_backfill import add_rollups
+from trailkeep.store.migrations.search_backfill import add_rollups
+from trailkeep.store.stats.rollup_specs import ROLLUP_INDEXES, rollups_named
 
 ROLLUPS = rollups_named(
     "stats_totals_hourly",

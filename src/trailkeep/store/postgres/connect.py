@@ -35,7 +35,7 @@ class PgOptions:
             # filter took 3 ms of a 4 ms query (measured, 1M-event tenant). Reads are
             # prepared on first use and keep one generic plan; partitions are then
             # pruned at run time. Every read query's shape fixes its index (see
-            # store/event_reads.py), so the plan does not depend on the values.
+            # store/reads/pages.py), so the plan does not depend on the values.
             kwargs["prepare_threshold"] = 0
             options += " -c plan_cache_mode=force_generic_plan"
             # A generic plan cannot see LIMIT 50: it prices a page as 10% of the tenant,

@@ -18,12 +18,12 @@ from typing import Any
 import psycopg
 
 from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
-from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
-from trailkeep.store.fulltext_rows import with_search
+from trailkeep.store.fulltext.index_rows import with_search
+from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.rollup_writes import add_to_rollups
-from trailkeep.store.tree_sql import TreeAppender
+from trailkeep.store.tree.tiles_sql import TreeAppender
 
 EVENT_COLUMNS = (
     "tenant_id, seq, id, occurred_at, received_at, action, actor_id, actor_type,"
@@ -95,8 +95,8 @@ def insert_stored_rows(
     target_rows: Sequence[tuple[Any, ...]],
 ) -> None:
     """COPY finished rows (column order of EVENT_COLUMNS without ``search``, and of
-    TARGET_COLUMNS) and their ids; adds each row's full-text tsvector (fulltext_rows.py)
-    and counts the rows into the stats rollups (rollups.py).
+    TARGET_COLUMNS) and their ids; adds each row's full-text tsvector (store/fulltext/index_rows.py)
+    and counts the rows into the stats rollups (store/stats/rollup_writes.py).
 
     Used by the writer, and by the benchmarks for their preloads.
     """

@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from trailkeep.store.rollup_specs import RollupSpec
-from trailkeep.store.rollups import sorted_deltas
+from trailkeep.store.stats.rollup_specs import RollupSpec
+from trailkeep.store.stats.rollup_writes import sorted_deltas
 
 _ARRAY_TYPE = {
     "tenant_id": "text[]",

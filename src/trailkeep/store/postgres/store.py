@@ -2,8 +2,8 @@
 
 Event writes go through the group-commit writer thread (one connection per process);
 reads and admin writes use a small connection pool, from worker threads. The SQL of
-reads and of tenants/keys is shared with SQLite (store/event_reads.py,
-store/admin_sql.py) and runs here through the qmark adapter.
+reads and of tenants/keys is shared with SQLite (store/reads/pages.py,
+store/accounts/tenants_and_keys.py) and runs here through the qmark adapter.
 """
 
 from __future__ import annotations
@@ -18,26 +18,27 @@ import psycopg_pool
 from anyio import to_thread
 
 from trailkeep.errors import QueryTimeout, StoreUnavailable
-from trailkeep.store import admin_sql, event_reads
-from trailkeep.store.group_commit import GroupCommitWriter
-from trailkeep.store.migrate import SchemaError, check_schema
+from trailkeep.store.accounts import tenants_and_keys
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.log.group_commit import GroupCommitWriter
+from trailkeep.store.migrations.runner import SchemaError, check_schema
 from trailkeep.store.models import (
     TenantRecord,
 )
 from trailkeep.store.postgres.connect import PgOptions, connect, unavailable, unreachable
 from trailkeep.store.postgres.partitions import PartitionManager
 from trailkeep.store.postgres.qmark import QmarkConnection
-from trailkeep.store.postgres.session import PgWriterSession
-from trailkeep.store.schema import TENANT_DATA_TABLES
-from trailkeep.store.shared_store import SharedSqlStore
-from trailkeep.store.sql import SqlConnection
+from trailkeep.store.postgres.writer_session import PgWriterSession
+from trailkeep.store.reads import pages
+from trailkeep.store.sql_store import SharedSqlStore
+from trailkeep.store.tables import TENANT_DATA_TABLES
 
 T = TypeVar("T")
 # After a request found the database unreachable, the next ones fail at once for this
 # long instead of each waiting out the connect timeout; the pool keeps reconnecting in
 # the background meanwhile, and the first request after the pause tries again.
 UNREACHABLE_PAUSE_S = 0.5
-POSTGRES = event_reads.ReadDialect(index_hints=False, partitioned=True)
+POSTGRES = pages.ReadDialect(index_hints=False, partitioned=True)
 
 
 class PostgresStore(SharedSqlStore):
@@ -138,7 +139,7 @@ class PostgresStore(SharedSqlStore):
 
     # -- tenants -------------------------------------------------------------------
     def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
-        created = admin_sql.insert_tenant(conn, record)
+        created = tenants_and_keys.insert_tenant(conn, record)
         if created:
             # The counter row whose lock serializes this tenant's writers (the writer
             # also creates a missing one, for tenants made before it existed).

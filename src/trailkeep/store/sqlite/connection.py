@@ -1,6 +1,6 @@
 """Opening SQLite connections with the pragmas Trailkeep relies on.
 
-The schema itself comes from the migrations (store/migrate.py), which also give a new
+The schema itself comes from the migrations (store/migrations/runner.py), which also give a new
 database its page size.
 """
 

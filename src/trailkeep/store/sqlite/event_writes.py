@@ -10,11 +10,11 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from trailkeep.store.event_rows import Prior, build_rows, supplied_ids
-from trailkeep.store.fulltext_rows import index_sqlite
+from trailkeep.store.fulltext.index_rows import index_sqlite
+from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
 from trailkeep.store.models import AppendResult, EventDraft
-from trailkeep.store.rollups import add_to_rollups
-from trailkeep.store.tree_sql import TreeAppender
+from trailkeep.store.stats.rollup_writes import add_to_rollups
+from trailkeep.store.tree.tiles_sql import TreeAppender
 
 _INSERT_EVENT = (
     "INSERT INTO events (tenant_id, seq, id, occurred_at, received_at, action, actor_id,"
@@ -96,8 +96,8 @@ def insert_stored_rows(
 ) -> None:
     """Insert finished rows (the column order of _INSERT_EVENT / _INSERT_TARGET).
 
-    Also indexes their text (fulltext_rows.py) and counts them into the stats rollups
-    (rollups.py). Used by the writer, and by the benchmarks for their preloads.
+    Also indexes their text (store/fulltext/index_rows.py) and counts them into the stats rollups
+    (store/stats/rollup_writes.py). Used by the writer, and by the benchmarks for their preloads.
     """
     insert_rows(conn, _INSERT_EVENT, _EVENT_COLUMNS, event_rows)
     insert_rows(conn, _INSERT_TARGET, _TARGET_COLUMNS, target_rows)

@@ -17,22 +17,23 @@ from typing import TypeVar
 from anyio import to_thread
 
 from trailkeep.errors import QueryTimeout, StoreUnavailable
-from trailkeep.store import admin_sql, event_reads
-from trailkeep.store.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
-from trailkeep.store.fulltext_rows import TENANT_SHIFT
-from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
-from trailkeep.store.migrate import SchemaError, check_schema
+from trailkeep.store.accounts import tenants_and_keys
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.fulltext.index_rows import TENANT_SHIFT
+from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
+from trailkeep.store.migrations.runner import SchemaError, check_schema
 from trailkeep.store.models import TenantRecord
-from trailkeep.store.schema import TENANT_DATA_TABLES
-from trailkeep.store.shared_store import SharedSqlStore
-from trailkeep.store.sql import SqlConnection
+from trailkeep.store.reads import pages
+from trailkeep.store.reads.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
+from trailkeep.store.sql_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import open_connection
-from trailkeep.store.sqlite.session import SqliteWriterSession
+from trailkeep.store.sqlite.writer_session import SqliteWriterSession
+from trailkeep.store.tables import TENANT_DATA_TABLES
 from trailkeep.store.urls import parse_database_url
 
 T = TypeVar("T")
-SQLITE = event_reads.ReadDialect(index_hints=True, partitioned=False)
+SQLITE = pages.ReadDialect(index_hints=True, partitioned=False)
 READ_CONNECTIONS = 4
 
 
@@ -131,9 +132,9 @@ class SqliteStore(SharedSqlStore):
 
     # -- tenants -------------------------------------------------------------------
     def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
-        created = admin_sql.insert_tenant(conn, record)
+        created = tenants_and_keys.insert_tenant(conn, record)
         if created:
-            # The high bits of the tenant's full-text rowids (store/fulltext_rows.py).
+            # The high bits of the tenant's full-text rowids (store/fulltext/index_rows.py).
             conn.execute(
                 "UPDATE tenants SET num = (SELECT COALESCE(MAX(num), 0) + 1 FROM tenants)"
                 " WHERE id = ?",
@@ -152,6 +153,6 @@ class SqliteStore(SharedSqlStore):
                     "DELETE FROM events_fts WHERE rowid >= ? AND rowid < ?",
                     (base, base + (1 << TENANT_SHIFT)),
                 )
-            return admin_sql.delete_tenant(conn, tenant_id, tables)
+            return tenants_and_keys.delete_tenant(conn, tenant_id, tables)
 
         return await self._write(delete)

@@ -19,7 +19,7 @@ depends_on = None
 
 
 def text(length: int) -> sa.String:
-    # Byte-order comparisons: prefix filters rely on them (see store/schema.py).
+    # Byte-order comparisons: prefix filters rely on them (see store/tables.py).
     return sa.String(length, collation="C")
 
 

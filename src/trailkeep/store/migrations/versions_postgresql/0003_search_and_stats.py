@@ -1,6 +1,6 @@
 """Full-text search (events.search tsvector, GIN) and the stats rollups.
 
-Events already stored are indexed and counted (store/search_backfill.py).
+Events already stored are indexed and counted (store/migrations/search_backfill.py).
 
 Revision ID: 0003
 Revises: 0002
@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from trailkeep.store.rollup_specs import rollups_named
-from trailkeep.store.schema import postgres_metadata
-from trailkeep.store.search_backfill import add_rollups, backfill_text
+from trailkeep.store.migrations.search_backfill import add_rollups, backfill_text
+from trailkeep.store.stats.rollup_specs import rollups_named
+from trailkeep.store.tables import postgres_metadata
 
 revision = "0003"
 down_revision = "0002"

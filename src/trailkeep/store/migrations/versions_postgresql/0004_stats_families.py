@@ -1,4 +1,4 @@
-"""More stats rollups: totals, actions, and 2 to 16-day actor buckets (rollup_specs.py).
+"""More stats rollups: totals, actions, and 2 to 16-day actor buckets (store/stats/rollup_specs.py).
 
 They are filled from the stored events; the daily actor and hourly
 action rollups get an index by group.
@@ -10,7 +10,7 @@ Revises: 0003
 from __future__ import annotations
 
 from trailkeep.store.migrations import stats_families
-from trailkeep.store.schema import postgres_metadata
+from trailkeep.store.tables import postgres_metadata
 
 revision = "0004"
 down_revision = "0003"

@@ -1,6 +1,6 @@
 """Tamper evidence: each tenant's Merkle tree as tiles, and its signed checkpoints.
 
-Builds the tree of every event already stored (store/tree_backfill.py); bodies are
+Builds the tree of every event already stored (store/migrations/tree_backfill.py); bodies are
 rewritten in their RFC 8785 form where that differs (only bodies holding floats).
 
 Revision ID: 0002
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from trailkeep.store.tree_backfill import backfill_trees
+from trailkeep.store.migrations.tree_backfill import backfill_trees
 
 revision = "0002"
 down_revision = "0001"

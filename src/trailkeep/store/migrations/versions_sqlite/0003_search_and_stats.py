@@ -1,7 +1,7 @@
 """Full-text search (FTS5 table events_fts) and the stats rollups.
 
 Each tenant gets a number (tenants.num): the high bits of its rows' FTS rowids. Events
-already stored are indexed and counted (store/search_backfill.py).
+already stored are indexed and counted (store/migrations/search_backfill.py).
 
 Revision ID: 0003
 Revises: 0002
@@ -12,9 +12,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from trailkeep.store.rollup_specs import rollups_named
-from trailkeep.store.schema import sqlite_metadata
-from trailkeep.store.search_backfill import add_rollups, backfill_text, number_tenants
+from trailkeep.store.migrations.search_backfill import add_rollups, backfill_text, number_tenants
+from trailkeep.store.stats.rollup_specs import rollups_named
+from trailkeep.store.tables import sqlite_metadata
 
 revision = "0003"
 down_revision = "0002"

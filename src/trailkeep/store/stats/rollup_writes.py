@@ -11,16 +11,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from trailkeep.store.rollup_specs import (
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.stats.rollup_specs import (
     ACTOR_DIMS,
     FAMILIES,
     NO_ACTOR,
     TARGET_DIMS,
     RollupSpec,
 )
-from trailkeep.store.sql import SqlConnection
 
-# Column order of stored event rows (event_rows.StoredRows.events).
+# Column order of stored event rows (store/log/event_rows.StoredRows.events).
 _TENANT, _OCCURRED, _ACTOR = 0, 3, 6
 _EVENT_COLUMN = {"action": 5, "severity": 8, "outcome": 9}
 _CHUNK = 200

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from trailkeep.kit.tiles import TileId
+from trailkeep.query.filter import EventFilter
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
     CheckpointRecord,
     EventDraft,
-    EventFilter,
     EventRow,
     PageKey,
     StatsRequest,
@@ -59,7 +59,7 @@ class Store(Protocol):
     ) -> list[EventRow]: ...
 
     async def stats(self, request: StatsRequest) -> StatsResult:
-        """Counts over time and the top groups (store/stats_reads.py)."""
+        """Counts over time and the top groups (store/stats/reads.py)."""
         ...
 
     # Merkle trees (kit/tiles.py) and signed checkpoints

@@ -2,7 +2,7 @@
 
 Each rollup counts events per (tenant, bucket, dims). Rollups with the same dims form a
 family whose widths each divide the next, so a window can be tiled with few wide
-buckets and narrow ones only at its edges (stats_reads.tile).
+buckets and narrow ones only at its edges (reads.tile).
 
 The families, cheapest to read first (stats use the first that holds what they need):
 
@@ -75,7 +75,7 @@ ROLLUP_INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 GROUP_INDEX = {table: name for name, table, _columns in ROLLUP_INDEXES}
 # The actor rollups by count within a bucket: the top actors of a window start from
-# each bucket's largest counts (stats_top.py).
+# each bucket's largest counts (top_groups.py).
 ROLLUP_INDEXES += tuple(
     (f"ix_{s.table}_n", s.table, ("tenant_id", "bucket", "n"))
     for s in ROLLUPS

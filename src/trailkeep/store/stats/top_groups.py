@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trailkeep.store.conditions import Where
-from trailkeep.store.sql import SqlConnection
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.reads.conditions import Where
 
 MAX_HEADS = 2_000
 MAX_BUCKETS = 16  # more buckets than this: the full sum reads about as much

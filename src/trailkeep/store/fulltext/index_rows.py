@@ -15,7 +15,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from trailkeep.kit.fulltext import document_text, document_tokens, document_tsvector_binary
-from trailkeep.store.sql import SqlConnection
+from trailkeep.store.connection import SqlConnection
 
 TENANT_SHIFT = 40  # SQLite rowid of an event's row in events_fts: num << 40 | seq
 TSVECTOR_OID = 3614

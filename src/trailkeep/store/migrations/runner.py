@@ -21,10 +21,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from trailkeep.store.schema import metadata_for
+from trailkeep.store.tables import metadata_for
 from trailkeep.store.urls import Backend, DatabaseUrl
 
-_MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATIONS = Path(__file__).parent  # the Alembic script folder: env.py, versions_*
 # SQLite's default page size, set explicitly. 0.1 meant to use 16 KiB pages but set
 # journal_mode first, which fixes the page size at the default: all its figures were
 # measured with 4 KiB. Measured again with 16 KiB really in effect (bench/ingest.py):

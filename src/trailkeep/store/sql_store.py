@@ -11,15 +11,15 @@ from typing import Any, ClassVar, TypeVar
 
 from trailkeep.errors import StoreUnavailable
 from trailkeep.kit.tiles import TileId
-from trailkeep.store import admin_sql, event_reads, stats_reads, tree_sql
-from trailkeep.store.base import TreeView
-from trailkeep.store.group_commit import GroupCommitWriter, WriterUnavailable
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.accounts import tenants_and_keys
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
     CheckpointRecord,
     EventDraft,
-    EventFilter,
     EventRow,
     PageKey,
     StatsRequest,
@@ -27,13 +27,16 @@ from trailkeep.store.models import (
     TenantRecord,
     TreeHead,
 )
-from trailkeep.store.sql import SqlConnection
+from trailkeep.store.protocol import TreeView
+from trailkeep.store.reads import events, pages
+from trailkeep.store.stats import reads as stats_reads
+from trailkeep.store.tree import tiles_sql
 
 T = TypeVar("T")
 
 
 class SharedSqlStore(ABC):
-    dialect: ClassVar[event_reads.ReadDialect]
+    dialect: ClassVar[pages.ReadDialect]
     tenant_data_tables: ClassVar[tuple[str, ...]]
     _writer: GroupCommitWriter
 
@@ -60,13 +63,13 @@ class SharedSqlStore(ABC):
 
     async def get_event(self, tenant_id: str, event_id: str) -> bytes | None:
         dialect = self.dialect
-        return await self._read(lambda c: event_reads.get_event(c, dialect, tenant_id, event_id))
+        return await self._read(lambda c: pages.get_event(c, dialect, tenant_id, event_id))
 
     async def list_events(
         self, flt: EventFilter, after: PageKey | None, limit: int
     ) -> list[EventRow]:
         dialect = self.dialect
-        return await self._read(lambda c: event_reads.list_events(c, dialect, flt, after, limit))
+        return await self._read(lambda c: events.list_events(c, dialect, flt, after, limit))
 
     async def stats(self, request: StatsRequest) -> StatsResult:
         dialect = self.dialect
@@ -78,60 +81,60 @@ class SharedSqlStore(ABC):
 
     async def tree_head(self, tenant_id: str) -> TreeHead:
         def read(conn: SqlConnection) -> TreeHead:
-            frontier = tree_sql.load_frontier(conn, tenant_id)
+            frontier = tiles_sql.load_frontier(conn, tenant_id)
             return TreeHead(frontier.size, frontier.root())
 
         return await self._read(read)
 
     async def read_tree(self, tenant_id: str, fn: Callable[[TreeView], T]) -> T:
-        return await self._read(lambda c: fn(tree_sql.SqlTreeView(c, tenant_id)))
+        return await self._read(lambda c: fn(tiles_sql.SqlTreeView(c, tenant_id)))
 
     async def get_tiles(self, tenant_id: str, ids: list[TileId]) -> dict[TileId, bytes]:
-        return await self._read(lambda c: tree_sql.get_tiles(c, tenant_id, ids))
+        return await self._read(lambda c: tiles_sql.get_tiles(c, tenant_id, ids))
 
     async def latest_checkpoint(self, tenant_id: str) -> CheckpointRecord | None:
-        return await self._read(lambda c: tree_sql.latest_checkpoint(c, tenant_id))
+        return await self._read(lambda c: tiles_sql.latest_checkpoint(c, tenant_id))
 
     async def list_checkpoints(
         self, tenant_id: str, below: int | None, limit: int
     ) -> list[CheckpointRecord]:
-        return await self._read(lambda c: tree_sql.list_checkpoints(c, tenant_id, below, limit))
+        return await self._read(lambda c: tiles_sql.list_checkpoints(c, tenant_id, below, limit))
 
     async def add_checkpoint(self, record: CheckpointRecord) -> None:
-        await self._write(lambda c: tree_sql.insert_checkpoint(c, record))
+        await self._write(lambda c: tiles_sql.insert_checkpoint(c, record))
 
     # -- tenants -------------------------------------------------------------------
     async def create_tenant(self, record: TenantRecord) -> bool:
         return await self._write(lambda c: self._insert_tenant(c, record))
 
     def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
-        return admin_sql.insert_tenant(conn, record)
+        return tenants_and_keys.insert_tenant(conn, record)
 
     async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
-        return await self._read(lambda c: admin_sql.select_tenant(c, tenant_id))
+        return await self._read(lambda c: tenants_and_keys.select_tenant(c, tenant_id))
 
     async def list_tenants(self, after: str | None, limit: int) -> list[TenantRecord]:
-        return await self._read(lambda c: admin_sql.select_tenants(c, after, limit))
+        return await self._read(lambda c: tenants_and_keys.select_tenants(c, after, limit))
 
     async def update_tenant(self, tenant_id: str, changes: dict[str, Any]) -> bool:
-        return await self._write(lambda c: admin_sql.update_tenant(c, tenant_id, changes))
+        return await self._write(lambda c: tenants_and_keys.update_tenant(c, tenant_id, changes))
 
     async def delete_tenant(self, tenant_id: str) -> bool:
         tables = self.tenant_data_tables
-        return await self._write(lambda c: admin_sql.delete_tenant(c, tenant_id, tables))
+        return await self._write(lambda c: tenants_and_keys.delete_tenant(c, tenant_id, tables))
 
     # -- API keys ------------------------------------------------------------------
     async def create_key(self, record: ApiKeyRecord) -> None:
-        await self._write(lambda c: admin_sql.insert_key(c, record))
+        await self._write(lambda c: tenants_and_keys.insert_key(c, record))
 
     async def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        return await self._read(lambda c: admin_sql.select_key(c, key_id))
+        return await self._read(lambda c: tenants_and_keys.select_key(c, key_id))
 
     async def list_keys(self, tenant_id: str | None) -> list[ApiKeyRecord]:
-        return await self._read(lambda c: admin_sql.select_keys(c, tenant_id))
+        return await self._read(lambda c: tenants_and_keys.select_keys(c, tenant_id))
 
     async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool:
-        return await self._write(lambda c: admin_sql.revoke_key(c, key_id, tenant_id, at))
+        return await self._write(lambda c: tenants_and_keys.revoke_key(c, key_id, tenant_id, at))
 
     async def touch_keys(self, last_used: dict[str, int]) -> None:
-        await self._write(lambda c: admin_sql.touch_keys(c, last_used))
+        await self._write(lambda c: tenants_and_keys.touch_keys(c, last_used))

@@ -21,9 +21,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from trailkeep.kit.query_ast import Term, TextMatch
-from trailkeep.store.conditions import ConditionSql, Where, prefix_upper_bound
-from trailkeep.store.models import EventFilter, EventRow, PageKey
-from trailkeep.store.sql import SqlConnection
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.models import EventRow, PageKey
+from trailkeep.store.reads.conditions import ConditionSql, Where, prefix_upper_bound
 
 MAX_BRANCHES = 64  # more distinct values than this: filter rows on the time index
 _SEVERITY_LEVELS = 6
@@ -74,7 +75,7 @@ class PagePlan:
 
     def checking(self, extra: Where) -> PagePlan:
         """This plan with one more filter on the rows ``e`` (the full-text walk on
-        PostgreSQL, search_walk.py)."""
+        PostgreSQL, fulltext_walk.py)."""
         residual = Where([*self.residual.sql, *extra.sql], [*self.residual.args, *extra.args])
         return replace(self, residual=residual)
 
@@ -344,7 +345,7 @@ def _page(
     # not inside each branch: a branch that had to find a whole page of matches on its
     # own would read far back in time (a rare severity's page spans months), so the
     # branches together would read about one page of matches each instead of one page
-    # in all. A page with a residual is read in growing steps (list_events).
+    # in all. A page with a residual is read in growing steps (list_page).
     residual = plan.residual if plan.residual.sql else None
     parts: list[str] = []
     args: list[Any] = []
@@ -414,7 +415,7 @@ def _covered_page(
     with_bodies: bool,
 ) -> _Fetched:
     """Keys from the index alone (``covered`` filters included), then the rows of those
-    keys that pass the residual filters; read on in steps by list_events."""
+    keys that pass the residual filters; read on in steps by list_page."""
     where = _branch(flt, plan, (), after, with_residual=False)
     where.extend(covered)
     sql = (
@@ -444,7 +445,7 @@ def _checked(
     return _Fetched(found, PageKey(*keys[-1]), len(keys) < limit)
 
 
-def list_events(
+def list_page(
     conn: SqlConnection,
     dialect: ReadDialect,
     flt: EventFilter,
@@ -453,17 +454,15 @@ def list_events(
     with_bodies: bool = True,
     plan: PagePlan | None = None,
 ) -> list[EventRow]:
-    """The page after ``after``, newest first. ``with_bodies=False``: keys only (the
-    rows' ``body`` is empty), for the full-text search's probe (search_reads.py).
-    ``plan``: plan_page's plan of ``flt``, when the caller reuses one (its time bounds
-    and cursor may differ: they are read from ``flt`` and ``after``)."""
+    """The page after ``after``, newest first, by the filters other than full text
+    (``flt.text`` is not looked at here: reads/events.list_events sends a query with
+    full-text conditions to reads/fulltext.py, which builds on these pages).
+    ``with_bodies=False``: keys only (the rows' ``body`` is empty), for the full-text
+    search's probe (reads/fulltext.py). ``plan``: plan_page's plan of ``flt``, when
+    the caller reuses one (its time bounds and cursor may differ: they are read from
+    ``flt`` and ``after``)."""
     if flt.impossible:
         return []
-    if flt.text:
-        # Imported here: search_reads builds on this module's pages.
-        from trailkeep.store.search_reads import search_events
-
-        return search_events(conn, dialect, flt, after, limit)
     if plan is None:
         plan = plan_page(conn, dialect, flt)
     rows: list[EventRow] = []

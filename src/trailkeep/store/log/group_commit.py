@@ -4,7 +4,7 @@ Ingest requests are grouped (group commit): whatever arrived while the previous
 transaction was being committed is written in the next one, so the disk's fsync rate
 does not cap throughput. A reply is sent only after COMMIT returned, i.e. after the
 events are durable. What a transaction does is the backend's ``WriterSession``
-(store/sqlite/session.py, store/postgres/session.py); the queueing, grouping and
+(store/sqlite/writer_session.py, store/postgres/writer_session.py); the queueing, grouping and
 replying here are shared.
 """
 

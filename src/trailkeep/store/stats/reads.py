@@ -10,7 +10,7 @@ buckets that fit in the window and narrower ones only at its edges (``tile``); t
 total per bucket, from the cheapest family that can filter (the totals family unless a
 filter needs more); and the count per bucket of each top group. The rollup table, or
 events, is aliased ``e`` with the same column names, so the filter SQL
-(event_reads.residual_of) serves both.
+(reads/pages.residual_of) serves both.
 """
 
 from __future__ import annotations
@@ -21,13 +21,20 @@ from typing import Any
 import orjson
 
 from trailkeep.kit.query_ast import SeverityMatch, TextMatch
-from trailkeep.store.conditions import Where
-from trailkeep.store.event_reads import ReadDialect, residual_of
-from trailkeep.store.models import EventFilter, StatsRequest, StatsResult
-from trailkeep.store.rollup_specs import ACTOR_DIMS, FAMILIES, GROUP_INDEX, NO_ACTOR, RollupSpec
-from trailkeep.store.search_reads import text_predicate
-from trailkeep.store.sql import SqlConnection
-from trailkeep.store.stats_top import top_by_threshold
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.models import StatsRequest, StatsResult
+from trailkeep.store.reads.conditions import Where
+from trailkeep.store.reads.fulltext import text_predicate
+from trailkeep.store.reads.pages import ReadDialect, residual_of
+from trailkeep.store.stats.rollup_specs import (
+    ACTOR_DIMS,
+    FAMILIES,
+    GROUP_INDEX,
+    NO_ACTOR,
+    RollupSpec,
+)
+from trailkeep.store.stats.top_groups import top_by_threshold
 
 _GROUP_COLUMN = {
     "action": "action",

@@ -24,7 +24,7 @@ index step with MATCH over the tenant's rowid range.
 
 PostgreSQL (the ``search`` tsvector column of events and its GIN index, which holds
 every tenant's rows) checks rows server-side as it walks, in windows, and asks the GIN
-index only for what the walk does not find cheaply: store/search_walk.py.
+index only for what the walk does not find cheaply: store/reads/fulltext_walk.py.
 """
 
 from __future__ import annotations
@@ -34,20 +34,21 @@ from dataclasses import replace
 from typing import Any
 
 from trailkeep.kit.fulltext import TextSearch
-from trailkeep.store.conditions import Where
-from trailkeep.store.event_reads import (
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.fulltext.index_rows import TENANT_SHIFT
+from trailkeep.store.models import EventRow, PageKey
+from trailkeep.store.reads.conditions import Where
+from trailkeep.store.reads.fulltext_walk import tsquery, walk_search
+from trailkeep.store.reads.pages import (
     ReadDialect,
     bodies_at,
-    list_events,
+    list_page,
     order_bounds,
     padded,
     residual_of,
     rows_needed,
 )
-from trailkeep.store.fulltext_rows import TENANT_SHIFT
-from trailkeep.store.models import EventFilter, EventRow, PageKey
-from trailkeep.store.search_walk import tsquery, walk_search
-from trailkeep.store.sql import SqlConnection
 
 PROBE_ROWS = 2000  # rows a probe reads at most (conditions the index can answer)
 PROBE_FIRST = 200  # its first step
@@ -104,7 +105,7 @@ def _probe(
     read = 0
     step = min(PROBE_FIRST, PROBE_ROWS) if bounded else PROBE_ROWS
     while True:
-        rows = list_events(conn, dialect, plain, cursor, step, with_bodies=False)
+        rows = list_page(conn, dialect, plain, cursor, step, with_bodies=False)
         if not rows:
             return found, True
         keys = [(r.occurred_at, r.seq) for r in rows]

@@ -10,7 +10,7 @@ from typing import TypeVar
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.sqlite.connection import open_connection
 from trailkeep.store.sqlite.event_writes import SeqCache, write_events
-from trailkeep.store.tree_sql import TreeAppender
+from trailkeep.store.tree.tiles_sql import TreeAppender
 
 T = TypeVar("T")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trailkeep.store.connection import SqlConnection
 from trailkeep.store.models import ApiKeyRecord, TenantRecord
-from trailkeep.store.sql import SqlConnection
 
 _TENANT_COLUMNS = "id, display_name, retention_days, legal_hold, created_at, updated_at"
 _KEY_COLUMNS = "id, tenant_id, role, name, secret_hash, created_at, revoked_at, last_used_at"
@@ -61,7 +61,7 @@ def update_tenant(conn: SqlConnection, tenant_id: str, changes: dict[str, Any]) 
 
 
 def delete_tenant(conn: SqlConnection, tenant_id: str, data_tables: tuple[str, ...]) -> bool:
-    """Delete a tenant and everything it owns (``data_tables``: see store/schema.py)."""
+    """Delete a tenant and everything it owns (``data_tables``: see store/tables.py)."""
     cur = conn.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
     if cur.rowcount != 1:
         return False

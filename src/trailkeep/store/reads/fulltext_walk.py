@@ -9,7 +9,7 @@ newest first and checking each row (~1.6 µs a row) fills a page of such a word 
 
 1. The first window holds WALK_FIRST rows (found by a keys-only walk of the page's
    index, which also tells where the window ends and how many rows a µs holds); its
-   matches are found by the page planner itself (event_reads.list_events) with the
+   matches are found by the page planner itself (pages.list_page) with the
    text check as one more filter, so every other filter of the query uses its index.
 2. The next window is sized by the rate of matches seen, in time at the first
    window's rows per µs, as long as the page would fill within WALK_ROWS rows in all.
@@ -28,18 +28,19 @@ from dataclasses import replace
 from typing import Any
 
 from trailkeep.kit.fulltext import TextSearch
-from trailkeep.store.conditions import Where
-from trailkeep.store.event_reads import (
+from trailkeep.query.filter import EventFilter
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.models import PageKey
+from trailkeep.store.reads.conditions import Where
+from trailkeep.store.reads.pages import (
     ReadDialect,
-    list_events,
+    list_page,
     order_bounds,
     padded,
     plan_page,
     residual_of,
     rows_needed,
 )
-from trailkeep.store.models import EventFilter, PageKey
-from trailkeep.store.sql import SqlConnection
 
 WALK_FIRST = 1_000  # rows of the first window
 WALK_ROWS = 20_000  # rows walked at most before the GIN index answers
@@ -60,14 +61,14 @@ def walk_search(
     text_plan = plain_plan.checking(check)
 
     def matches(window: EventFilter, cursor: PageKey | None, wanted: int) -> list[tuple[int, int]]:
-        rows = list_events(conn, dialect, window, cursor, wanted, False, text_plan)
+        rows = list_page(conn, dialect, window, cursor, wanted, False, text_plan)
         return [(r.occurred_at, r.seq) for r in rows]
 
     if all(t.negated for t in flt.text):
         # Nothing to look up in an index; most rows match a negation.
         return matches(plain, after, limit)
     # The first window: WALK_FIRST rows, found by walking their keys (~1 µs a row).
-    edge = list_events(conn, dialect, plain, after, WALK_FIRST, False, plain_plan)
+    edge = list_page(conn, dialect, plain, after, WALK_FIRST, False, plain_plan)
     if len(edge) < WALK_FIRST:  # all the rows left fit in one window
         return matches(plain, after, limit)
     top = after.occurred_at if after is not None else edge[0].occurred_at

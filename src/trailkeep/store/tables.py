@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
-from trailkeep.store.rollup_specs import ROLLUP_INDEXES, ROLLUPS
+from trailkeep.store.stats.rollup_specs import ROLLUP_INDEXES, ROLLUPS
 from trailkeep.store.urls import Backend
 
 # PostgreSQL compares text by the database's locale unless told otherwise; the range
@@ -60,13 +60,13 @@ def _define(backend: Backend) -> MetaData:
         else [
             Index("ux_events_id", "tenant_id", "id", unique=True),
             # actor_type: rows of other types are rejected from the index entry
-            # (store/event_reads.py, migration 0005).
+            # (store/reads/pages.py, migration 0005).
             Index("ix_events_time", "tenant_id", "occurred_at", "seq", "actor_type"),
         ]
     )
 
     # SQLite: a small number per tenant, the high bits of its full-text rowids
-    # (store/search_reads.py); PostgreSQL keeps its full-text index in events.
+    # (store/reads/fulltext.py); PostgreSQL keeps its full-text index in events.
     tenant_num: list[Any] = (
         []
         if pg
@@ -134,7 +134,7 @@ def _define(backend: Backend) -> MetaData:
         *sqlite_only,
         Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
         Index("ix_events_actor", "tenant_id", "actor_id", "occurred_at", "seq"),
-        # Serves severity and outcome filters alike (see store/event_reads.py).
+        # Serves severity and outcome filters alike (see store/reads/pages.py).
         Index("ix_events_level", "tenant_id", "severity", "outcome", "occurred_at", "seq"),
         **partitioned,
         **clustered,

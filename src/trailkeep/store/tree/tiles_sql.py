@@ -21,8 +21,8 @@ from trailkeep.kit.tiles import (
     TileRow,
     TreeStateError,
 )
+from trailkeep.store.connection import SqlConnection
 from trailkeep.store.models import CheckpointRecord
-from trailkeep.store.sql import SqlConnection
 
 # The last tile of every level; each level's is found by one backwards index probe.
 _LAST_TILES = " UNION ALL ".join(

@@ -1,6 +1,6 @@
 """Query terms checked row by row: the SQL of each term of a query (both backends).
 
-The page planner (event_reads.py) answers the indexed filters of an EventFilter by
+The page planner (pages.py) answers the indexed filters of an EventFilter by
 walking an index; every other term of a query (``actor.name``, ``ip``, ``metadata.*``,
 any-of lists, negations, ...) becomes one predicate here, on the events row ``e``.
 

@@ -1,0 +1,1 @@
+"""What the full-text index holds per stored event, on both backends."""

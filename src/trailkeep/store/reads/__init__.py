@@ -1,0 +1,1 @@
+"""Reading events: the page planner, row-by-row conditions, full-text pages."""

@@ -1,0 +1,1 @@
+"""The Merkle tree's stored form: tiles and checkpoints."""
