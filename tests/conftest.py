@@ -214,11 +214,30 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     return make_settings(tmp_path, **(marker.kwargs if marker else {}))
 
 
+DERIVED_READS = ("/v1/events", "/v1/stats")
+
+
+def settle_derived_reads(client: TestClient, app: Any) -> None:
+    """Full text and stats follow the log after commit (the indexer), a bounded moment
+    behind it. Tests of their answers read once the indexer has caught up, as a reader
+    who checks the Trailkeep-Indexed-To-Seq header would; tests/integration/test_indexer.py
+    tests the lag itself. Hooked before every GET of a derived read."""
+    store = app.state.services.store
+
+    def before(request: Any) -> None:
+        if request.method == "GET" and request.url.path in DERIVED_READS:
+            assert client.portal is not None
+            assert client.portal.call(store.index_caught_up, 30.0), "the indexer is stuck"
+
+    client.event_hooks["request"].append(before)
+
+
 @pytest.fixture
 def world(settings: Settings) -> Iterator[World]:
     keys = seed_keys(settings)
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
+        settle_derived_reads(client, app)
         w = World(client, settings, keys)
         for i in range(5):
             r = w.post(

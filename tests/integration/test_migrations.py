@@ -137,6 +137,8 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     conn.execute("DROP TABLE events_fts")  # ... no full-text search, no stats ...
     for spec in ROLLUPS:
         conn.execute(f"DROP TABLE {spec.table}")
+    conn.execute("DROP TABLE log_positions")  # ... no followers of the log ...
+    conn.execute("DROP TABLE log_skips")
     conn.execute("DROP INDEX ux_tenants_num")
     conn.execute("ALTER TABLE tenants DROP COLUMN num")
     conn.execute("CREATE TABLE schema_info (version INTEGER PRIMARY KEY)")
@@ -169,6 +171,10 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     assert conn.execute("SELECT COUNT(*) FROM events_fts").fetchone() == (300,)
     assert conn.execute("SELECT SUM(n) FROM stats_daily").fetchone() == (300,)
     assert conn.execute("SELECT num FROM tenants").fetchall() == [(1,)]
+    # 0006: the indexer starts past what 0003 indexed.
+    assert conn.execute("SELECT tenant_id, follower, next_seq FROM log_positions").fetchall() == [
+        ("kept", "index", 300)
+    ]
     conn.close()
 
 

@@ -16,7 +16,7 @@ from trailkeep.events.service import ItemOutcome
 from trailkeep.http.body import read_body
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.error_models import ErrorBody
-from trailkeep.http.responses import JSONBytes, json_response
+from trailkeep.http.responses import INDEXED_TO_HEADER, JSONBytes, json_response
 from trailkeep.kit.event_vocabulary import (
     SEVERITIES,
     SEVERITY_RANK,
@@ -266,4 +266,6 @@ async def list_events(
     # Stored bodies are spliced in as they are: no parse, no re-serialization.
     body = b'{"data":[' + b",".join(r.body for r in page.rows) + b'],"next_cursor":'
     body += dumps(page.next_cursor) + b"}"
-    return JSONBytes(body)
+    if page.indexed_to_seq is None:
+        return JSONBytes(body)
+    return JSONBytes(body, headers={INDEXED_TO_HEADER: str(page.indexed_to_seq)})

@@ -55,6 +55,9 @@ class ItemOutcome:
 class Page:
     rows: list[EventRow]
     next_cursor: str | None
+    # Full-text pages: every event with a lower seq was searchable (the indexer's
+    # position, read before the search); None for pages without free text.
+    indexed_to_seq: int | None = None
 
 
 def _storable_id(event_id: str, max_length: int) -> bool:
@@ -195,6 +198,7 @@ class EventService:
         self, flt: EventFilter, cursor: str | None, limit: int, resolved_at: int = 0
     ) -> Page:
         after = self._cursors.decode(flt, cursor) if cursor else None
+        indexed = await self._store.indexed_through(flt.tenant_id) if flt.text else None
         rows = await self._store.list_events(flt, after, limit)
         next_cursor = None
         if len(rows) == limit:
@@ -202,4 +206,4 @@ class EventService:
             next_cursor = self._cursors.encode(
                 flt, PageKey(last.occurred_at, last.seq), resolved_at
             )
-        return Page(rows, next_cursor)
+        return Page(rows, next_cursor, indexed)

@@ -10,6 +10,11 @@ from trailkeep.errors import TrailkeepError
 from trailkeep.kit.jsonutil import dumps
 from trailkeep.logs import request_id_var
 
+# On answers from data derived from the log (full-text pages, stats): every event of the
+# tenant with a lower seq is included; later ones may still be on their way (the
+# indexer follows the log after commit, docs/operations.md).
+INDEXED_TO_HEADER = "Trailkeep-Indexed-To-Seq"
+
 
 class JSONBytes(Response):
     """A response whose body is already-serialized JSON."""

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from trailkeep.auth.principal import Permission
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.error_models import ErrorBody
-from trailkeep.http.responses import json_response
+from trailkeep.http.responses import INDEXED_TO_HEADER, json_response
 from trailkeep.kit.timeutil import now_us
 from trailkeep.query.request import parse_request_query
 from trailkeep.stats.service import MAX_BUCKETS, Interval
@@ -72,4 +72,4 @@ async def get_stats(
     now = now_us()
     query = parse_request_query(q, now)
     answer = await svc.stats.stats(scoped, query, group_by, interval, top, now)
-    return json_response(answer)
+    return json_response(answer, headers={INDEXED_TO_HEADER: str(answer["indexed_to_seq"])})

@@ -58,6 +58,20 @@ class Store(Protocol):
         self, flt: EventFilter, after: PageKey | None, limit: int
     ) -> list[EventRow]: ...
 
+    # data derived from the log (full text, stats rollups), kept by the indexer
+    async def indexed_through(self, tenant_id: str) -> int:
+        """The indexer's position: every event of the tenant with a lower seq is in the
+        full-text index and the rollups (later ones may not be yet)."""
+        ...
+
+    async def index_skips(self, tenant_id: str) -> list[tuple[int, str]]:
+        """Events the indexer passed over as poison: (seq, error)."""
+        ...
+
+    async def index_caught_up(self, timeout: float) -> bool:
+        """Wait until the indexer has nothing left to do (tests, tools)."""
+        ...
+
     async def stats(self, request: StatsRequest) -> StatsResult:
         """Counts over time and the top groups (store/stats/reads.py)."""
         ...

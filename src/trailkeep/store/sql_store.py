@@ -1,7 +1,8 @@
 """The Store methods both backends share: appending through the group-commit writer,
-readiness, and the SQL of events by id and by page, tenants and API keys. A backend
-supplies its writer, how a read and a write run (``_read``, ``_write``), its read
-dialect and its list of tenant data tables."""
+readiness, following the log (the indexer of full text and stats, log/follower.py),
+and the SQL of events by id and by page, tenants and API keys. A backend supplies its
+writer, its indexer's handler, how a read and a write run (``_read``, ``_write``), its
+read dialect and its list of tenant data tables."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from trailkeep.kit.tiles import TileId
 from trailkeep.query.filter import EventFilter
 from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
+from trailkeep.store.derived.indexer import INDEXER
+from trailkeep.store.log import positions
+from trailkeep.store.log.follower import FollowerHandler, LogFollower, Write
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
+from trailkeep.store.log.positions import LogRow, Skip
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
@@ -38,7 +43,9 @@ T = TypeVar("T")
 class SharedSqlStore(ABC):
     dialect: ClassVar[pages.ReadDialect]
     tenant_data_tables: ClassVar[tuple[str, ...]]
+    postgres: ClassVar[bool]
     _writer: GroupCommitWriter
+    _indexer: LogFollower
 
     @abstractmethod
     async def _read(self, fn: Callable[[Any], T]) -> T:
@@ -50,6 +57,50 @@ class SharedSqlStore(ABC):
 
     def is_ready(self) -> bool:
         return self._writer.alive
+
+    # -- following the log -----------------------------------------------------------
+    def _follow_with(self, handler: FollowerHandler) -> None:
+        """Make the indexer (call in __init__, after the writer): it wakes up after each
+        commit of this process's writer; ``_start_following`` starts it."""
+        self._indexer = LogFollower(INDEXER, self, handler)
+        self._writer.add_listener(self._indexer.notify)
+
+    def _start_following(self) -> None:
+        self._indexer.start()
+
+    async def _stop_following(self) -> None:
+        await self._indexer.stop()
+
+    async def log_lag(self, follower: str, tenants: set[str] | None) -> dict[str, tuple[int, int]]:
+        pg = self.postgres
+        return await self._read(lambda c: positions.log_lag(c, pg, follower, tenants))
+
+    async def read_log(self, tenant_id: str, from_seq: int, to_seq: int) -> list[LogRow]:
+        pg = self.postgres
+        return await self._read(lambda c: positions.read_log(c, pg, tenant_id, from_seq, to_seq))
+
+    async def advance_follower(
+        self,
+        follower: str,
+        tenant_id: str,
+        from_seq: int,
+        to_seq: int,
+        skips: list[Skip],
+        write: Write | None,
+    ) -> bool:
+        pg = self.postgres
+        return await self._write(
+            lambda c: positions.advance(c, pg, follower, tenant_id, from_seq, to_seq, skips, write)
+        )
+
+    async def indexed_through(self, tenant_id: str) -> int:
+        return await self._read(lambda c: positions.position(c, INDEXER, tenant_id))
+
+    async def index_skips(self, tenant_id: str) -> list[tuple[int, str]]:
+        return await self._read(lambda c: positions.skipped(c, INDEXER, tenant_id))
+
+    async def index_caught_up(self, timeout: float) -> bool:
+        return await self._indexer.caught_up(timeout)
 
     async def ping(self) -> None:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())

@@ -182,6 +182,7 @@ def _define(backend: Backend) -> MetaData:
         **clustered,
     )
     _rollups(md, backend)
+    _followers(md, backend)
     if pg:
         Table(
             "event_ids",
@@ -222,6 +223,34 @@ def _rollups(md: MetaData, backend: Backend) -> None:
         Index(name, *(md.tables[table].c[c] for c in columns))
 
 
+def _followers(md: MetaData, backend: Backend) -> None:
+    """Where each follower of the log stands per tenant (store/log/follower.py), and the
+    events it passed over as poison (migration 0006 on SQLite, 0005 on PostgreSQL)."""
+    clustered: dict[str, Any] = {} if backend == "postgresql" else {"sqlite_with_rowid": False}
+    Table(
+        "log_positions",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("follower", _text(backend, 64), nullable=False),
+        # Every event of the tenant below this seq has been applied by the follower.
+        Column("next_seq", BigInteger, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+        PrimaryKeyConstraint("tenant_id", "follower", name="pk_log_positions"),
+        **clustered,
+    )
+    Table(
+        "log_skips",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("follower", _text(backend, 64), nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("skipped_at", BigInteger, nullable=False),
+        PrimaryKeyConstraint("tenant_id", "follower", "seq", name="pk_log_skips"),
+        **clustered,
+    )
+
+
 _ROLLUP_TYPES: dict[str, Any] = {
     "action": lambda b: _text(b, 128),
     "severity": lambda b: Integer(),
@@ -242,9 +271,13 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         "events",
         "merkle_tiles",
         *(spec.table for spec in ROLLUPS),
+        "log_positions",
+        "log_skips",
     ),
     "postgresql": (
         *(spec.table for spec in ROLLUPS),
+        "log_positions",
+        "log_skips",
         "api_keys",
         "event_targets",
         "event_ids",

@@ -1,7 +1,9 @@
 """Full-text index rows of stored events (kit/fulltext.py tokens), for both backends.
 
-Computed from the stored body, so the writer, the benchmarks' preloads and the
-migration's backfill index exactly what GET /v1/events/{id} returns.
+Computed from the stored body, so the indexer (derived/indexer.py), the benchmarks'
+preloads and the migration's backfill index exactly what GET /v1/events/{id} returns.
+PostgreSQL's tsvector is a column of the event row, written at commit (with_search);
+SQLite's FTS5 rows are written by the indexer after commit (insert_sqlite_text).
 """
 
 from __future__ import annotations
@@ -62,15 +64,20 @@ def tenant_numbers(conn: SqlConnection, tenants: set[str]) -> dict[str, int]:
     return found
 
 
-def index_sqlite(conn: SqlConnection, event_rows: Sequence[tuple[Any, ...]]) -> None:
-    """SQLite: add the rows to the FTS5 table events_fts."""
-    if not event_rows:
+TextRow = tuple[str, int, str]  # tenant_id, seq, the event's tokens (document_text)
+
+
+def text_row(tenant_id: str, seq: int, doc: dict[str, Any]) -> TextRow:
+    """SQLite: the row of one stored event (its parsed body) in events_fts."""
+    return (tenant_id, seq, document_text(document_tokens(doc)))
+
+
+def insert_sqlite_text(conn: SqlConnection, rows: Sequence[TextRow]) -> None:
+    """SQLite: add the rows to the FTS5 table events_fts (rowid: tenant number, seq)."""
+    if not rows:
         return
-    nums = tenant_numbers(conn, {r[0] for r in event_rows})
-    values = [
-        ((nums[r[0]] << TENANT_SHIFT) | r[1], document_text(body_tokens(r[_BODY])))
-        for r in event_rows
-    ]
+    nums = tenant_numbers(conn, {r[0] for r in rows})
+    values = [((nums[tenant] << TENANT_SHIFT) | seq, text) for tenant, seq, text in rows]
     for start in range(0, len(values), _CHUNK):
         chunk = values[start : start + _CHUNK]
         marks = ",".join(["(?, ?)"] * len(chunk))

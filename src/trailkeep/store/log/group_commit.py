@@ -107,6 +107,9 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self.failed: BaseException | None = None
         self._grown: set[str] = set()  # tenants whose log grew since take_grown()
+        # Called on the writer thread after each commit that grew some tenants' logs
+        # (the followers' wake-up, log/follower.py); they must return at once.
+        self._listeners: list[Callable[[set[str]], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -125,6 +128,10 @@ class GroupCommitWriter:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.failed is None
+
+    def add_listener(self, listener: Callable[[set[str]], None]) -> None:
+        """Call ``listener(tenants)`` after every commit that stored new events."""
+        self._listeners.append(listener)
 
     def take_grown(self) -> set[str]:
         """Tenants with events committed since the last call (for the checkpoint signer)."""
@@ -210,6 +217,12 @@ class GroupCommitWriter:
             with self._lock:
                 self._grown |= grown
         self._finish(group, results, None)
+        if grown:
+            for listener in self._listeners:
+                try:
+                    listener(grown)
+                except Exception as exc:  # a follower's wake-up must never stop the writer
+                    log.warning("commit listener failed", error=repr(exc))
 
     def _finish(
         self, group: list[_AppendJob], results: list[AppendResult] | None, error: Exception | None

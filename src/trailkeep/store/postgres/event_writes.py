@@ -18,11 +18,15 @@ from typing import Any
 import psycopg
 
 from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.derived.indexer import INDEXER, DerivedIndexer
 from trailkeep.store.fulltext.index_rows import with_search
 from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.log.positions import move_positions_past
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.rollup_writes import add_to_rollups
+from trailkeep.store.stats.rollup_writes import Deltas
 from trailkeep.store.tree.tiles_sql import TreeAppender
 
 EVENT_COLUMNS = (
@@ -89,17 +93,23 @@ def copy_rows(
             copy.write_row(row)
 
 
-def insert_stored_rows(
+def _add_counts(conn: SqlConnection, deltas: Deltas) -> None:
+    assert isinstance(conn, QmarkConnection)
+    add_to_rollups(conn.conn, deltas)
+
+
+# PostgreSQL's indexer: rollups only (the tsvector is part of the event row).
+POSTGRES_INDEXER = DerivedIndexer(None, _add_counts)
+
+
+def insert_log_rows(
     conn: psycopg.Connection[Any],
     event_rows: Sequence[tuple[Any, ...]],
     target_rows: Sequence[tuple[Any, ...]],
 ) -> None:
     """COPY finished rows (column order of EVENT_COLUMNS without ``search``, and of
-    TARGET_COLUMNS) and their ids; adds each row's full-text tsvector (store/fulltext/index_rows.py)
-    and counts the rows into the stats rollups (store/stats/rollup_writes.py).
-
-    Used by the writer, and by the benchmarks for their preloads.
-    """
+    TARGET_COLUMNS) and their ids, each row with its full-text tsvector
+    (fulltext/index_rows.py): what the log needs; the rollups follow after commit."""
     copy_rows(conn, "events", EVENT_COLUMNS, _EVENT_TYPES, with_search(event_rows))
     copy_rows(
         conn,
@@ -109,7 +119,20 @@ def insert_stored_rows(
         [(r[0], r[1], r[2], r[3]) for r in event_rows],
     )
     copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
-    add_to_rollups(conn, event_rows, target_rows)
+
+
+def insert_stored_rows(
+    conn: psycopg.Connection[Any],
+    event_rows: Sequence[tuple[Any, ...]],
+    target_rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """The log rows and, in the same transaction, their rollup counts, with the
+    indexer's position moved past them: for bulk loads (benchmarks, tests) of rows given
+    in seq order per tenant, so that the service starts with nothing to catch up."""
+    insert_log_rows(conn, event_rows, target_rows)
+    qmark = QmarkConnection(conn)
+    POSTGRES_INDEXER.write(qmark, [POSTGRES_INDEXER.prepare(event_rows)])
+    move_positions_past(qmark, INDEXER, event_rows)
 
 
 def load_frontiers(conn: psycopg.Connection[Any], sizes: dict[str, int]) -> dict[str, TileFrontier]:
@@ -146,7 +169,7 @@ def write_events(
         return seq
 
     rows = build_rows(drafts, _existing(conn, drafts), take, hash_leaves=merkle)
-    insert_stored_rows(conn, rows.events, rows.targets)
+    insert_log_rows(conn, rows.events, rows.targets)
     if merkle and rows.leaves:
         loaded = load_frontiers(conn, {t: start[t] for t in rows.leaves})
         TreeAppender(cache=False).append(QmarkConnection(conn), rows.leaves, rows.first_seq, loaded)

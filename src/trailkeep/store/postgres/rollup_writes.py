@@ -7,13 +7,12 @@ instead of parsing a new multi-row VALUES list for every group.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
 from trailkeep.store.stats.rollup_specs import RollupSpec
-from trailkeep.store.stats.rollup_writes import sorted_deltas
+from trailkeep.store.stats.rollup_writes import Deltas, sorted_deltas
 
 _ARRAY_TYPE = {
     "tenant_id": "text[]",
@@ -38,13 +37,9 @@ def upsert_sql(spec: RollupSpec) -> str:
     )
 
 
-def add_to_rollups(
-    conn: psycopg.Connection[Any],
-    event_rows: Sequence[tuple[Any, ...]],
-    target_rows: Sequence[tuple[Any, ...]],
-) -> None:
-    """Add the new rows' counts to every rollup (inside the caller's transaction)."""
-    for spec, items in sorted_deltas(event_rows, target_rows):
+def add_to_rollups(conn: psycopg.Connection[Any], deltas: Deltas) -> None:
+    """Add counts to every rollup (inside the caller's transaction: the indexer's)."""
+    for spec, items in sorted_deltas(deltas):
         width = 2 + len(spec.dims)
         columns: list[list[Any]] = [[key[i] for key, _n in items] for i in range(width)]
         columns.append([n for _key, n in items])

@@ -26,6 +26,7 @@ from trailkeep.store.models import (
     TenantRecord,
 )
 from trailkeep.store.postgres.connect import PgOptions, connect, unavailable, unreachable
+from trailkeep.store.postgres.event_writes import POSTGRES_INDEXER
 from trailkeep.store.postgres.partitions import PartitionManager
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.writer_session import PgWriterSession
@@ -44,6 +45,7 @@ POSTGRES = pages.ReadDialect(index_hints=False, partitioned=True)
 class PostgresStore(SharedSqlStore):
     dialect = POSTGRES
     tenant_data_tables = TENANT_DATA_TABLES["postgresql"]
+    postgres = True
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class PostgresStore(SharedSqlStore):
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,
         )
+        self._follow_with(POSTGRES_INDEXER)
         self._pool = psycopg_pool.ConnectionPool(
             options.url.libpq,
             min_size=1,
@@ -93,6 +96,7 @@ class PostgresStore(SharedSqlStore):
             await to_thread.run_sync(self._prepare)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot use {self.options.url.redacted}: {exc}") from None
+        self._start_following()
 
     def _prepare(self) -> None:
         with connect(self.options) as conn:
@@ -102,6 +106,7 @@ class PostgresStore(SharedSqlStore):
         self._writer.start()
 
     async def close(self) -> None:
+        await self._stop_following()
         await to_thread.run_sync(self._writer.stop)
         await to_thread.run_sync(self._pool.close)
 

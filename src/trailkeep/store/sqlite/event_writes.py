@@ -10,8 +10,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from trailkeep.store.fulltext.index_rows import index_sqlite
+from trailkeep.store.derived.indexer import INDEXER, DerivedIndexer
+from trailkeep.store.fulltext.index_rows import insert_sqlite_text
 from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.log.positions import move_positions_past
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.stats.rollup_writes import add_to_rollups
 from trailkeep.store.tree.tiles_sql import TreeAppender
@@ -83,10 +85,25 @@ def write_events(
         lambda tenant: seqs.take(conn, tenant),
         hash_leaves=tree is not None,
     )
-    insert_stored_rows(conn, rows.events, rows.targets)
+    insert_log_rows(conn, rows.events, rows.targets)
     if tree is not None:
         tree.append(conn, rows.leaves, rows.first_seq)
     return rows.results
+
+
+# SQLite's indexer: FTS5 rows and rollup upserts (the store follows the log with it).
+SQLITE_INDEXER = DerivedIndexer(insert_sqlite_text, add_to_rollups)
+
+
+def insert_log_rows(
+    conn: sqlite3.Connection,
+    event_rows: Sequence[tuple[Any, ...]],
+    target_rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Insert finished rows (the column order of _INSERT_EVENT / _INSERT_TARGET): what
+    the log needs and nothing derived (the indexer follows after commit)."""
+    insert_rows(conn, _INSERT_EVENT, _EVENT_COLUMNS, event_rows)
+    insert_rows(conn, _INSERT_TARGET, _TARGET_COLUMNS, target_rows)
 
 
 def insert_stored_rows(
@@ -94,15 +111,12 @@ def insert_stored_rows(
     event_rows: Sequence[tuple[Any, ...]],
     target_rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """Insert finished rows (the column order of _INSERT_EVENT / _INSERT_TARGET).
-
-    Also indexes their text (store/fulltext/index_rows.py) and counts them into the stats rollups
-    (store/stats/rollup_writes.py). Used by the writer, and by the benchmarks for their preloads.
-    """
-    insert_rows(conn, _INSERT_EVENT, _EVENT_COLUMNS, event_rows)
-    insert_rows(conn, _INSERT_TARGET, _TARGET_COLUMNS, target_rows)
-    index_sqlite(conn, event_rows)
-    add_to_rollups(conn, event_rows, target_rows)
+    """The log rows and, in the same transaction, their derived rows, with the indexer's
+    position moved past them: for bulk loads (benchmarks, tests) of rows given in seq
+    order per tenant, so that the service starts with nothing to catch up."""
+    insert_log_rows(conn, event_rows, target_rows)
+    SQLITE_INDEXER.write(conn, [SQLITE_INDEXER.prepare(event_rows)])
+    move_positions_past(conn, INDEXER, event_rows)
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,6 +28,7 @@ from trailkeep.store.reads.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
 from trailkeep.store.sql_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import open_connection
+from trailkeep.store.sqlite.event_writes import SQLITE_INDEXER
 from trailkeep.store.sqlite.writer_session import SqliteWriterSession
 from trailkeep.store.tables import TENANT_DATA_TABLES
 from trailkeep.store.urls import parse_database_url
@@ -40,6 +41,7 @@ READ_CONNECTIONS = 4
 class SqliteStore(SharedSqlStore):
     dialect = SQLITE
     tenant_data_tables = TENANT_DATA_TABLES["sqlite"]
+    postgres = False
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class SqliteStore(SharedSqlStore):
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,
         )
+        self._follow_with(SQLITE_INDEXER)
         # A few read connections, reused most-recently-first: each keeps a page cache,
         # and a handful of warm caches beat one cold cache per worker thread.
         self._checkpointer = Checkpointer(path, synchronous)
@@ -79,8 +82,10 @@ class SqliteStore(SharedSqlStore):
             raise StoreUnavailable(str(exc)) from None
         self._writer.start()
         self._checkpointer.start()
+        self._start_following()
 
     async def close(self) -> None:
+        await self._stop_following()
         await to_thread.run_sync(self._writer.stop)
         await to_thread.run_sync(self._checkpointer.stop)
         with self._readers_lock:

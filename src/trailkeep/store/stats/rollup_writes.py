@@ -1,8 +1,11 @@
-"""Keeping the stats rollups (rollup_specs.py) in the transaction that stores events.
+"""Counting events into the stats rollups (rollup_specs.py), SQLite's upserts, and the
+SQL that rebuilds a rollup from the events.
 
-The counts of a group are added up in Python first, so each rollup row is written once
-per group whatever the number of its events, in key order: two processes upserting the
-same rows on PostgreSQL then lock them in the same order and cannot deadlock.
+The indexer (derived/indexer.py) counts each batch of events it follows and adds the
+counts in the transaction that moves its position. The counts of a group are added up
+in Python first, so each rollup row is written once per group whatever the number of
+its events, in key order: two processes upserting the same rows on PostgreSQL then lock
+them in the same order and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -74,15 +77,15 @@ def rollup_deltas(
     return deltas
 
 
-def sorted_deltas(
-    event_rows: Sequence[tuple[Any, ...]], target_rows: Sequence[tuple[Any, ...]]
-) -> Iterator[tuple[RollupSpec, list[tuple[Key, int]]]]:
+Deltas = dict[RollupSpec, Counter[Key]]
+
+
+def sorted_deltas(deltas: Deltas) -> Iterator[tuple[RollupSpec, list[tuple[Key, int]]]]:
     """Each rollup's (key, count) pairs in key order (the order rows get locked in)."""
-    if not event_rows:
-        return
-    for spec, counter in rollup_deltas(event_rows, target_rows).items():
-        if counter:
-            yield spec, sorted(counter.items())
+    for spec, counter in deltas.items():
+        items = sorted((key, n) for key, n in counter.items() if n)
+        if items:
+            yield spec, items
 
 
 def upsert_sql(spec: RollupSpec, rows: int) -> str:
@@ -94,14 +97,10 @@ def upsert_sql(spec: RollupSpec, rows: int) -> str:
     )
 
 
-def add_to_rollups(
-    conn: SqlConnection,
-    event_rows: Sequence[tuple[Any, ...]],
-    target_rows: Sequence[tuple[Any, ...]],
-) -> None:
-    """SQLite: add the new rows' counts to every rollup (in the caller's transaction).
+def add_to_rollups(conn: SqlConnection, deltas: Deltas) -> None:
+    """SQLite: add counts to every rollup (in the caller's transaction: the indexer's).
     PostgreSQL has its own, one statement per rollup (postgres/rollup_writes.py)."""
-    for spec, items in sorted_deltas(event_rows, target_rows):
+    for spec, items in sorted_deltas(deltas):
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             args = [v for key, n in chunk for v in (*key, n)]

@@ -1,0 +1,265 @@
+"""The one reusable follower of the log: every tenant's events in seq order, read after
+commit by ``(tenant_id, seq)`` cursor from a durable position.
+
+A follower has a name (its row in ``log_positions`` per tenant) and a handler. Each step
+reads up to ``batch`` events of one tenant from its position, lets the handler prepare
+them (in a worker thread: parsing, tokenizing, counting), then runs the handler's write
+and the move of the position in one transaction of the store. The position moves only
+if it still is where the step started (log/positions.py), so a restart, a second
+process or a retry never applies an event twice, and a kill at any instant loses
+nothing: the next step starts again from the stored position.
+
+An event the handler cannot prepare (e.g. a tokenizer error) is "poison": it is logged,
+counted, recorded in ``log_skips`` with its seq and the error, and passed over, so one
+bad event never stops the follower for the others or for other tenants.
+
+Wake-ups: the store calls ``notify(tenants)`` after each commit of its own writer (the
+in-process notification); a full look for lagging tenants runs every ``rescan_s``
+seconds as well (events committed by other processes, or notifications missed). The
+position, never the notification, is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from anyio import to_thread
+
+from trailkeep.store.connection import SqlConnection
+from trailkeep.store.log.positions import LogRow, Skip
+
+log = structlog.get_logger("trailkeep.follower")
+
+Write = Callable[[SqlConnection], None]
+
+
+class FollowerHandler(Protocol):
+    """What a follower does with the events it reads."""
+
+    def prepare(self, rows: Sequence[LogRow]) -> Any:
+        """CPU work for ``rows`` (a worker thread, no database). Raising means one of
+        the rows is poison: the follower then prepares them one by one."""
+        ...
+
+    def write(self, conn: SqlConnection, prepared: Sequence[Any]) -> None:
+        """Store what ``prepare`` made, inside the transaction that moves the position."""
+        ...
+
+
+class LogSource(Protocol):
+    """The store's side of following (implemented by the SQL stores)."""
+
+    async def log_lag(self, follower: str, tenants: set[str] | None) -> dict[str, tuple[int, int]]:
+        """Tenants (all, or among ``tenants``) whose log head is past the follower's
+        position: tenant -> (position, head)."""
+        ...
+
+    async def read_log(self, tenant_id: str, from_seq: int, to_seq: int) -> list[LogRow]:
+        """The tenant's stored events with from_seq <= seq < to_seq, in seq order."""
+        ...
+
+    async def advance_follower(
+        self,
+        follower: str,
+        tenant_id: str,
+        from_seq: int,
+        to_seq: int,
+        skips: list[Skip],
+        write: Write | None,
+    ) -> bool:
+        """In one transaction: if the position is still ``from_seq``, run ``write``,
+        record ``skips`` and set the position to ``to_seq``. False if it had moved."""
+        ...
+
+
+@dataclass(slots=True)
+class FollowerStats:
+    events: int = 0
+    steps: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class LogFollower:
+    def __init__(
+        self,
+        name: str,
+        source: LogSource,
+        handler: FollowerHandler,
+        *,
+        batch: int = 5000,
+        rescan_s: float = 2.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.name = name
+        self._source = source
+        self._handler = handler
+        self._batch = batch
+        self._rescan_s = rescan_s
+        self._retry_s = retry_s
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._looks = 0  # full looks started
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.stats = FollowerStats()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name=f"follower-{self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _look, waiter in self._waiters:
+            if not waiter.done():
+                waiter.cancel()
+        self._waiters.clear()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def notify(self, tenants: set[str]) -> None:
+        """Called from any thread after a commit that grew these tenants' logs."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        # RuntimeError: the loop closed meanwhile; nobody follows any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._mark, tenants)
+
+    def _mark(self, tenants: set[str]) -> None:
+        self._dirty |= tenants
+        self._wake.set()
+
+    async def caught_up(self, timeout: float) -> bool:
+        """Wait until a full look that started after this call finds no tenant behind
+        (tests, tools, shutdown). False if that did not happen within ``timeout``."""
+        assert self._loop is not None, "the follower is not running"
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((self._looks + 1, waiter))
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- the loop ------------------------------------------------------------------
+    async def _run(self) -> None:
+        full = True  # the first look after a start covers every tenant
+        rescan_at = 0.0
+        while True:
+            try:
+                if full:
+                    self._looks += 1
+                    self._dirty.clear()
+                    wanted: set[str] | None = None
+                    rescan_at = time.monotonic() + self._rescan_s
+                else:
+                    wanted, self._dirty = self._dirty, set()
+                lag = await self._source.log_lag(self.name, wanted) if wanted != set() else {}
+                for tenant_id, (position, head) in sorted(lag.items()):
+                    await self._step(tenant_id, position, head)
+                if lag:
+                    # A step takes one batch per tenant, fair between tenants: look again
+                    # at those that were behind.
+                    self._dirty |= set(lag)
+                    full = False
+                    continue
+                if full:
+                    self._release(self._looks)
+                full = await self._wait_for_work(rescan_at)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. a database outage: back off, then look at all
+                self.stats.errors += 1
+                self.stats.last_error = repr(exc)
+                log.warning("log follower failed a step", follower=self.name, error=repr(exc))
+                await asyncio.sleep(self._retry_s)
+                full = True
+
+    def _release(self, look: int) -> None:
+        """Wake the caught_up() callers that this full look answers."""
+        keep: list[tuple[int, asyncio.Future[None]]] = []
+        for wanted, waiter in self._waiters:
+            if wanted <= look:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                keep.append((wanted, waiter))
+        self._waiters = keep
+
+    async def _wait_for_work(self, rescan_at: float) -> bool:
+        """Wait for a notification or the next full look; True when a full look is due."""
+        while True:
+            if self._waiters:
+                return True
+            if self._dirty:
+                return False
+            self._wake.clear()
+            timeout = rescan_at - time.monotonic()
+            if timeout <= 0:
+                return True
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return True
+
+    async def _step(self, tenant_id: str, position: int, head: int) -> None:
+        end = min(head, position + self._batch)
+        rows = await self._source.read_log(tenant_id, position, end)
+        prepared, skips = await to_thread.run_sync(self._prepare, rows) if rows else ([], [])
+        handler = self._handler
+
+        def write(conn: SqlConnection) -> None:
+            handler.write(conn, prepared)
+
+        # A range with no stored event (removed by retention) still moves the position.
+        moved = await self._source.advance_follower(
+            self.name, tenant_id, position, end, skips, write if prepared else None
+        )
+        if not moved:
+            self.stats.conflicts += 1  # another process (or a restart) got there first
+            return
+        self.stats.steps += 1
+        self.stats.events += len(rows)
+        self.stats.skipped += len(skips)
+        for skip in skips:
+            log.error(
+                "log follower skipped an event it cannot handle",
+                follower=self.name,
+                tenant_id=tenant_id,
+                seq=skip.seq,
+                error=skip.error,
+            )
+
+    def _prepare(self, rows: list[LogRow]) -> tuple[list[Any], list[Skip]]:
+        handler = self._handler
+        try:
+            return [handler.prepare(rows)], []
+        except Exception:
+            pass
+        prepared: list[Any] = []
+        skips: list[Skip] = []
+        for row in rows:
+            try:
+                prepared.append(handler.prepare([row]))
+            except Exception as exc:
+                skips.append(Skip(row[1], f"{type(exc).__name__}: {exc}"[:500]))
+        return prepared, skips
