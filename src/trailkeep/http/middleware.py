@@ -6,6 +6,7 @@ import re
 import time
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trailkeep.http.responses import error_response
@@ -15,6 +16,8 @@ from trailkeep.logs import request_id_var
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = structlog.get_logger("trailkeep.access")
 error_log = structlog.get_logger("trailkeep.http")
+# The access log's status of a request whose client went away (nginx's convention).
+CLIENT_CLOSED = 499
 
 
 class RequestContext:
@@ -51,6 +54,15 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away before its request body was complete (a timeout, a
+            # cancelled upload): nobody is left to answer and nothing of it was stored.
+            status = CLIENT_CLOSED
+            error_log.info(
+                "client disconnected before the request was read",
+                method=scope["method"],
+                path=scope["path"],
+            )
         except Exception as exc:
             # Answer unexpected errors here, inside the request context, so the 500 still
             # carries the request id (Starlette's outermost handler would run without it).
