@@ -94,7 +94,9 @@ def test_a_poisoned_event_is_skipped_recorded_and_does_not_stop_indexing(
     monkeypatch.setattr(indexer_module, "target_rows", exploding)
     good = [event("a.one", "u1", message="alpha before"), event("a.two", "u2", message="poison")]
     good.append(event("a.three", "u3", message="alpha after"))
-    r = world.client.post("/v1/events/batch", json={"events": good}, headers=world.h("acme", "writer"))
+    r = world.client.post(
+        "/v1/events/batch", json={"events": good}, headers=world.h("acme", "writer")
+    )
     assert r.status_code == 200, r.text
     poisoned = r.json()["results"][1]["seq"]
     other = world.post("globex", event("g.later", "g9", message="alpha globex"))
