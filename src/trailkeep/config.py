@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     commit_max_events: int = Field(5000, ge=1)
     # ... and waits at most this long for more to arrive before committing.
     commit_max_wait_ms: float = Field(0.0, ge=0, le=100)
-    # PostgreSQL: connections for reads and admin writes (the writer has its own) ...
+    # PostgreSQL: connections for reads and admin writes (the writers have their own) ...
     pg_pool_size: int = Field(6, ge=1, le=100)
+    # ... event writers per process, each with its own connection; a tenant's events
+    # always go through the same one, so different tenants commit side by side.
+    pg_writers: int = Field(2, ge=1, le=16)
     # ... how long a request waits for one (or for a new connection) before its 503 ...
     pg_connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
     # ... and the longest any one statement may run.

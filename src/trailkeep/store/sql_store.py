@@ -6,6 +6,7 @@ read dialect and its list of tenant data tables."""
 
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -44,7 +45,9 @@ class SharedSqlStore(ABC):
     dialect: ClassVar[pages.ReadDialect]
     tenant_data_tables: ClassVar[tuple[str, ...]]
     postgres: ClassVar[bool]
-    _writer: GroupCommitWriter
+    # The group-commit writers; a tenant's events always go through the same one
+    # (SQLite has exactly one: it allows one writer at a time).
+    _writers: list[GroupCommitWriter]
     _indexer: LogFollower
 
     @abstractmethod
@@ -56,14 +59,21 @@ class SharedSqlStore(ABC):
         """Run ``fn(connection)`` in a transaction; errors become StoreUnavailable."""
 
     def is_ready(self) -> bool:
-        return self._writer.alive
+        return all(writer.alive for writer in self._writers)
+
+    def _writer_of(self, tenant_id: str) -> GroupCommitWriter:
+        writers = self._writers
+        if len(writers) == 1:
+            return writers[0]
+        return writers[zlib.crc32(tenant_id.encode()) % len(writers)]
 
     # -- following the log -----------------------------------------------------------
     def _follow_with(self, handler: FollowerHandler) -> None:
         """Make the indexer (call in __init__, after the writer): it wakes up after each
         commit of this process's writer; ``_start_following`` starts it."""
         self._indexer = LogFollower(INDEXER, self, handler)
-        self._writer.add_listener(self._indexer.notify)
+        for writer in self._writers:
+            writer.add_listener(self._indexer.notify)
 
     def _start_following(self) -> None:
         self._indexer.start()
@@ -108,7 +118,9 @@ class SharedSqlStore(ABC):
     # -- events --------------------------------------------------------------------
     async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]:
         try:
-            return await self._writer.append(drafts)
+            if not drafts:
+                return []
+            return await self._writer_of(drafts[0].tenant_id).append(drafts)
         except WriterUnavailable as exc:
             raise StoreUnavailable(str(exc), retry_after=1) from exc
 
@@ -128,7 +140,10 @@ class SharedSqlStore(ABC):
 
     # -- Merkle trees and checkpoints ------------------------------------------------
     def take_grown_tenants(self) -> set[str]:
-        return self._writer.take_grown()
+        grown: set[str] = set()
+        for writer in self._writers:
+            grown |= writer.take_grown()
+        return grown
 
     async def tree_head(self, tenant_id: str) -> TreeHead:
         def read(conn: SqlConnection) -> TreeHead:

@@ -56,16 +56,21 @@ class PostgresStore(SharedSqlStore):
         commit_max_wait_ms: float = 0.0,
         queue_max: int = 50_000,
         merkle: bool = True,
+        writers: int = 2,
     ) -> None:
         self.options = options
         self._unreachable_until = 0.0
         self._partitions = PartitionManager(partitions_ahead_months)
-        self._writer = GroupCommitWriter(
-            PgWriterSession(options, self._partitions, merkle),
-            max_events=commit_max_events,
-            max_wait_ms=commit_max_wait_ms,
-            queue_max=queue_max,
-        )
+        self._writers = [
+            GroupCommitWriter(
+                PgWriterSession(options, self._partitions, merkle),
+                max_events=commit_max_events,
+                max_wait_ms=commit_max_wait_ms,
+                queue_max=queue_max,
+            )
+            for _ in range(writers)
+        ]
+        self._writer = self._writers[0]  # the first writer's connection, for tools and tests
         self._follow_with(POSTGRES_INDEXER)
         self._pool = psycopg_pool.ConnectionPool(
             options.url.libpq,
@@ -103,11 +108,13 @@ class PostgresStore(SharedSqlStore):
             self._partitions.load(conn)
             self._partitions.ensure_ahead(conn)
         self._pool.open(wait=True, timeout=self.options.connect_timeout_s * 2)
-        self._writer.start()
+        for writer in self._writers:
+            writer.start()
 
     async def close(self) -> None:
         await self._stop_following()
-        await to_thread.run_sync(self._writer.stop)
+        for writer in self._writers:
+            await to_thread.run_sync(writer.stop)
         await to_thread.run_sync(self._pool.close)
 
     # -- plumbing ------------------------------------------------------------------

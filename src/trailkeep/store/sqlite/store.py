@@ -64,6 +64,7 @@ class SqliteStore(SharedSqlStore):
             max_wait_ms=commit_max_wait_ms,
             queue_max=queue_max,
         )
+        self._writers = [self._writer]
         self._follow_with(SQLITE_INDEXER)
         # A few read connections, reused most-recently-first: each keeps a page cache,
         # and a handful of warm caches beat one cold cache per worker thread.
