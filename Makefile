@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: install system-packages run test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian packages some tests need (strace): installed when root, else a warning.
+system-packages:
+	@./scripts/system-packages.sh
+
 run: install
 	$(BIN)/trailkeep init --demo --port $(PORT)
 	$(BIN)/trailkeep serve --port $(PORT)
 
-test: install
+test: install system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

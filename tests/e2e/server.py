@@ -52,7 +52,14 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 20.0) -> None:
+    def start(
+        self,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 20.0,
+        wrapper: list[str] | None = None,
+    ) -> None:
+        """Start ``trailkeep serve``; ``wrapper`` prefixes the command (e.g. strace ...),
+        so ``proc`` is then the wrapper's process."""
         env = {
             **os.environ,
             "TRAILKEEP_DATA_DIR": str(self.data_dir),
@@ -66,7 +73,7 @@ class Server:
         self.log_path = self.data_dir / "server.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trailkeep.cli", "serve"],
+            [*(wrapper or []), sys.executable, "-m", "trailkeep.cli", "serve"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
