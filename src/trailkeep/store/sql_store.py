@@ -18,9 +18,9 @@ from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.derived.indexer import INDEXER
 from trailkeep.store.log import positions
-from trailkeep.store.log.follower import FollowerHandler, LogFollower, Write
+from trailkeep.store.log.follower import FollowerHandler, LogFollower, Move
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
-from trailkeep.store.log.positions import LogRow, Skip
+from trailkeep.store.log.positions import LogRow
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
@@ -89,19 +89,19 @@ class SharedSqlStore(ABC):
         pg = self.postgres
         return await self._read(lambda c: positions.read_log(c, pg, tenant_id, from_seq, to_seq))
 
-    async def advance_follower(
-        self,
-        follower: str,
-        tenant_id: str,
-        from_seq: int,
-        to_seq: int,
-        skips: list[Skip],
-        write: Write | None,
-    ) -> bool:
+    async def advance_follower(self, follower: str, moves: list[Move]) -> set[str]:
         pg = self.postgres
-        return await self._write(
-            lambda c: positions.advance(c, pg, follower, tenant_id, from_seq, to_seq, skips, write)
-        )
+
+        def advance(conn: SqlConnection) -> set[str]:
+            return {
+                m.tenant_id
+                for m in moves
+                if positions.advance(
+                    conn, pg, follower, m.tenant_id, m.from_seq, m.to_seq, m.skips, m.write
+                )
+            }
+
+        return await self._write(advance)
 
     async def indexed_through(self, tenant_id: str) -> int:
         return await self._read(lambda c: positions.position(c, INDEXER, tenant_id))

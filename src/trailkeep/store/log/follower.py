@@ -39,6 +39,17 @@ log = structlog.get_logger("trailkeep.follower")
 Write = Callable[[SqlConnection], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One tenant's part of a round: its events [from_seq, to_seq) are applied."""
+
+    tenant_id: str
+    from_seq: int
+    to_seq: int
+    skips: list[Skip]
+    write: Write | None
+
+
 class FollowerHandler(Protocol):
     """What a follower does with the events it reads."""
 
@@ -64,17 +75,10 @@ class LogSource(Protocol):
         """The tenant's stored events with from_seq <= seq < to_seq, in seq order."""
         ...
 
-    async def advance_follower(
-        self,
-        follower: str,
-        tenant_id: str,
-        from_seq: int,
-        to_seq: int,
-        skips: list[Skip],
-        write: Write | None,
-    ) -> bool:
-        """In one transaction: if the position is still ``from_seq``, run ``write``,
-        record ``skips`` and set the position to ``to_seq``. False if it had moved."""
+    async def advance_follower(self, follower: str, moves: list[Move]) -> set[str]:
+        """In one transaction, for each move whose tenant's position is still its
+        ``from_seq``: run its ``write``, record its skips, set the position to ``to_seq``.
+        Returns the tenants moved (the others had moved already, or are gone)."""
         ...
 
 
@@ -97,6 +101,8 @@ class LogFollower:
         handler: FollowerHandler,
         *,
         batch: int = 5000,
+        round_events: int = 20_000,
+        pace_s: float = 0.2,
         rescan_s: float = 2.0,
         retry_s: float = 1.0,
     ) -> None:
@@ -104,6 +110,9 @@ class LogFollower:
         self._source = source
         self._handler = handler
         self._batch = batch
+        self._round_events = round_events
+        self._pace_s = pace_s
+        self._rounds = 0
         self._rescan_s = rescan_s
         self._retry_s = retry_s
         self._dirty: set[str] = set()
@@ -174,13 +183,16 @@ class LogFollower:
                 else:
                     wanted, self._dirty = self._dirty, set()
                 lag = await self._source.log_lag(self.name, wanted) if wanted != set() else {}
-                for tenant_id, (position, head) in sorted(lag.items()):
-                    await self._step(tenant_id, position, head)
                 if lag:
-                    # A step takes one batch per tenant, fair between tenants: look again
-                    # at those that were behind.
+                    behind = await self._round(lag)
+                    # Look again at the tenants that were behind (cheap: only those).
                     self._dirty |= set(lag)
                     full = False
+                    if not behind and not self._waiters:
+                        # Caught up with what this round saw: let the next events gather
+                        # for a moment, so a round applies many of them in one commit
+                        # (on SQLite the indexer's commits share the ingest writer).
+                        await asyncio.sleep(self._pace_s)
                     continue
                 if full:
                     self._release(self._looks)
@@ -221,33 +233,53 @@ class LogFollower:
             except TimeoutError:
                 return True
 
-    async def _step(self, tenant_id: str, position: int, head: int) -> None:
-        end = min(head, position + self._batch)
-        rows = await self._source.read_log(tenant_id, position, end)
-        prepared, skips = await to_thread.run_sync(self._prepare, rows) if rows else ([], [])
-        handler = self._handler
-
-        def write(conn: SqlConnection) -> None:
-            handler.write(conn, prepared)
-
-        # A range with no stored event (removed by retention) still moves the position.
-        moved = await self._source.advance_follower(
-            self.name, tenant_id, position, end, skips, write if prepared else None
-        )
-        if not moved:
-            self.stats.conflicts += 1  # another process (or a restart) got there first
-            return
+    async def _round(self, lag: dict[str, tuple[int, int]]) -> bool:
+        """Apply one batch of each lagging tenant (up to round_events in all) in one
+        transaction. True when some tenant is still behind afterwards."""
+        order = sorted(lag.items())
+        turn = self._rounds % len(order)  # who goes first rotates: no tenant starves
+        self._rounds += 1
+        budget = self._round_events
+        behind = False
+        reads: list[tuple[str, int, int, list[LogRow]]] = []
+        for tenant_id, (position, head) in order[turn:] + order[:turn]:
+            if budget <= 0:
+                behind = True
+                break
+            end = min(head, position + self._batch, position + budget)
+            behind |= end < head
+            rows = await self._source.read_log(tenant_id, position, end)
+            budget -= max(len(rows), 1)
+            reads.append((tenant_id, position, end, rows))
+        moves = await to_thread.run_sync(self._moves, reads)
+        moved = await self._source.advance_follower(self.name, moves)
+        for move, (_tenant, _position, _end, rows) in zip(moves, reads, strict=True):
+            if move.tenant_id not in moved:
+                self.stats.conflicts += 1  # another process (or a restart) got there first
+                continue
+            self.stats.events += len(rows)
+            self.stats.skipped += len(move.skips)
+            for skip in move.skips:
+                log.error(
+                    "log follower skipped an event it cannot handle",
+                    follower=self.name,
+                    tenant_id=move.tenant_id,
+                    seq=skip.seq,
+                    error=skip.error,
+                )
         self.stats.steps += 1
-        self.stats.events += len(rows)
-        self.stats.skipped += len(skips)
-        for skip in skips:
-            log.error(
-                "log follower skipped an event it cannot handle",
-                follower=self.name,
-                tenant_id=tenant_id,
-                seq=skip.seq,
-                error=skip.error,
-            )
+        return behind
+
+    def _moves(self, reads: list[tuple[str, int, int, list[LogRow]]]) -> list[Move]:
+        """Prepare every tenant's rows (a worker thread): the moves of one round. A range
+        with no stored event (removed by retention) still moves the position."""
+        handler = self._handler
+        moves: list[Move] = []
+        for tenant_id, position, end, rows in reads:
+            prepared, skips = self._prepare(rows) if rows else ([], [])
+            write = _writer(handler, prepared) if prepared else None
+            moves.append(Move(tenant_id, position, end, skips, write))
+        return moves
 
     def _prepare(self, rows: list[LogRow]) -> tuple[list[Any], list[Skip]]:
         handler = self._handler
@@ -263,3 +295,10 @@ class LogFollower:
             except Exception as exc:
                 skips.append(Skip(row[1], f"{type(exc).__name__}: {exc}"[:500]))
         return prepared, skips
+
+
+def _writer(handler: FollowerHandler, prepared: list[Any]) -> Write:
+    def write(conn: SqlConnection) -> None:
+        handler.write(conn, prepared)
+
+    return write
