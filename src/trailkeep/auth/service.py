@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from trailkeep.auth import keys
@@ -11,6 +10,7 @@ from trailkeep.auth.principal import Principal, Role
 from trailkeep.config import Settings
 from trailkeep.errors import NotFound, Unauthenticated
 from trailkeep.kit.timeutil import now_us
+from trailkeep.kit.ttl_cache import TtlCache
 from trailkeep.store.models import ApiKeyRecord
 from trailkeep.store.protocol import Store
 
@@ -25,8 +25,7 @@ class AuthService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._jwt = JwtVerifier(settings)
-        self._cache_ttl = settings.auth_cache_seconds
-        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
+        self._cache: TtlCache[str, ApiKeyRecord | None] = TtlCache(settings.auth_cache_seconds)
         self._last_used: dict[str, int] = {}
 
     # -- authentication ------------------------------------------------------------
@@ -38,15 +37,7 @@ class AuthService:
         return self._jwt.verify(token)
 
     async def _lookup(self, key_id: str) -> ApiKeyRecord | None:
-        now = time.monotonic()
-        hit = self._cache.get(key_id)
-        if hit is not None and now - hit[0] < self._cache_ttl:
-            return hit[1]
-        record = await self._store.get_key(key_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key_id] = (now, record)
-        return record
+        return await self._cache.get(key_id, lambda: self._store.get_key(key_id))
 
     async def _from_api_key(self, token: str) -> Principal:
         parsed = keys.parse(token)
@@ -95,7 +86,7 @@ class AuthService:
     async def revoke_key(self, key_id: str, tenant_id: str | None) -> None:
         if not await self._store.revoke_key(key_id, tenant_id, now_us()):
             raise NotFound("no such active API key")
-        self._cache.pop(key_id, None)
+        self._cache.forget(key_id)
 
     def forget_tenant_keys(self) -> None:
         self._cache.clear()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from trailkeep.errors import Conflict, NotFound
 from trailkeep.kit.timeutil import format_us, now_us
+from trailkeep.kit.ttl_cache import TtlCache
 from trailkeep.store.models import TenantRecord
 from trailkeep.store.protocol import Store
 from trailkeep.tenants.models import TenantCreate, TenantOut, TenantUpdate
@@ -27,7 +26,8 @@ def to_out(record: TenantRecord) -> TenantOut:
 class TenantService:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._known: dict[str, float] = {}
+        # Only existence is kept: a tenant made by another process is found at once.
+        self._known: TtlCache[str, bool] = TtlCache(_EXISTS_TTL, keep=bool)
 
     async def create(self, body: TenantCreate) -> TenantRecord:
         now = now_us()
@@ -78,14 +78,12 @@ class TenantService:
             raise Conflict(f"tenant '{tenant_id}' is under legal hold; lift it before deleting")
         if not await self._store.delete_tenant(tenant_id):
             raise NotFound(f"tenant '{tenant_id}' not found")
-        self._known.pop(tenant_id, None)
+        self._known.forget(tenant_id)
 
     async def require_exists(self, tenant_id: str) -> None:
         """404 unless the tenant exists (cached for a moment: this runs on every ingest)."""
-        seen = self._known.get(tenant_id)
-        now = time.monotonic()
-        if seen is not None and now - seen < _EXISTS_TTL:
-            return
-        if await self._store.get_tenant(tenant_id) is None:
+        if not await self._known.get(tenant_id, lambda: self._exists(tenant_id)):
             raise NotFound(f"tenant '{tenant_id}' not found")
-        self._known[tenant_id] = now
+
+    async def _exists(self, tenant_id: str) -> bool:
+        return await self._store.get_tenant(tenant_id) is not None
