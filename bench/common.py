@@ -188,6 +188,11 @@ class Connection:
         return cls(reader, writer)
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
+        status, _, body = await self.request_with_head(raw)
+        return status, body
+
+    async def request_with_head(self, raw: bytes) -> tuple[int, bytes, bytes]:
+        """Status, the response head (status line and headers) and the body."""
         self.writer.write(raw)
         try:
             head = await self.reader.readuntil(b"\r\n\r\n")
@@ -211,7 +216,7 @@ class Connection:
         else:
             self.closed = True
             raise HttpError("response has neither Content-Length nor chunked encoding")
-        return status, body
+        return status, head, body
 
     async def _read_chunked(self) -> bytes:
         parts: list[bytes] = []
@@ -375,6 +380,11 @@ class Server:
     def cpu_seconds(self) -> float:
         return math.nan if self.proc is None else _proc_cpu_seconds(self.proc.pid)
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -490,7 +500,11 @@ class Database(Protocol):
 
     @property
     def raw_write(self) -> str:
-        """How the raw baseline writes its rows: 'INSERT' or 'COPY'."""
+        """How the raw baselines write their rows: 'INSERT' or 'COPY'."""
+
+    @property
+    def log_tables(self) -> str:
+        """The tables of the bare log (the raw bare-log baseline), for the report."""
 
     @property
     def raw_settings(self) -> str:
@@ -514,10 +528,22 @@ class Database(Protocol):
     def bulk_load(self, plan: LoadPlan, factory: EventFactory, label: str) -> dict[str, Any]:
         """Store the events of ``plan`` straight into the database (no server), fast."""
 
-    def write_transactions(self, txns: Sequence[Txn], limit_s: float) -> dict[str, Any]:
-        """The raw baseline: each of ``txns`` as one durable transaction, timed."""
+    def write_transactions(
+        self, txns: Sequence[Txn], limit_s: float, derived: bool
+    ) -> dict[str, Any]:
+        """A raw baseline: each of ``txns`` as one durable transaction, timed. Without
+        ``derived`` the bare log: the service's insert_log_rows and the rows' Merkle
+        tiles (TreeAppender, as the writer appends them); with, insert_stored_rows (the
+        log and its derived rows, full text and rollups; no tiles)."""
 
     def count_events(self) -> int: ...
+
+    def tenant_counts(self) -> dict[str, int]:
+        """Stored events per tenant."""
+
+    def derived_problems(self, tenant_ids: Iterable[str]) -> list[str]:
+        """trailkeep.store.derived.check.derived_problems of each tenant, and events the
+        indexer skipped (log_skips): what differs between the derived data and the log."""
 
     def next_seqs(self, tenant_ids: Iterable[str]) -> dict[str, int]: ...
 

@@ -1,9 +1,10 @@
 """Ingest benchmark: how many events per second Trailkeep acknowledges, durably.
 
 It starts a real server (``trailkeep serve`` in its own process, on a free 127.0.0.1
-port, TRAILKEEP_BENCH_ENDPOINTS=true, TRAILKEEP_ACCESS_LOG=false), creates tenants and
-writer keys with the CLI, and drives it from this process with a minimal asyncio
-HTTP/1.1 keep-alive client (uvloop; one connection per virtual client). Phases:
+port, TRAILKEEP_BENCH_ENDPOINTS=true, TRAILKEEP_ACCESS_LOG=false), creates tenants,
+writer keys and a reader key with the CLI, and drives it from this process with a
+minimal asyncio HTTP/1.1 keep-alive client (uvloop; one connection per virtual client).
+Phases:
 
   empty      POST /v1/events/batch, 100 events each, --concurrency-batch clients (16),
              into an empty database: events/s acknowledged, latency p50/p95/p99.
@@ -18,44 +19,85 @@ HTTP/1.1 keep-alive client (uvloop; one connection per virtual client). Phases:
   preloaded  the same into a database already holding --preload events (1,000,000 over
              10 tenants, loaded before the server starts straight into the database
              with the service's schema and its own INSERT (SQLite) or COPY (PostgreSQL)
-             code).
+             code, derived rows included, the indexer's positions past them).
   single     POST /v1/events (one event each), --concurrency-single clients (64), and in
              the same run POST /v1/_bench/validate with the same bodies (auth + read +
              validate, stores nothing): events/s, requests/s and their ratio.
   raw        with the server stopped, on the same (preloaded) database after the service
-             phases: pre-built rows through the service's own write code, in
-             transactions of 100 rows (one per client batch) and of 1,000 rows, one
-             connection, durably: on SQLite its INSERTs with synchronous=FULL + WAL
-             through the service's own open_connection ("raw INSERT"), on PostgreSQL
-             its COPY into events, event_ids and event_targets with
-             synchronous_commit=on ("raw COPY"): events/s, and the service's batch rate
-             as a ratio to both (target: at least 50% on SQLite, 40% on PostgreSQL).
+             phases: pre-built rows written straight into the database, in transactions
+             of 100 rows (one per client batch) and of 1,000 rows, one connection,
+             durably (SQLite: the service's open_connection, synchronous=FULL + WAL, its
+             INSERTs, "raw INSERT"; PostgreSQL: its COPY, synchronous_commit=on, "raw
+             COPY"). First the bare log ("raw INSERT bare log"): insert_log_rows
+             (the events with every index the schema gives them, event_targets, on
+             PostgreSQL event_ids and the tsvector) and the rows' Merkle tiles appended
+             with the writer's TreeAppender, nothing derived; its tiles are checked.
+             Then the old baseline ("raw INSERT + derived"): insert_stored_rows,
+             the log and its derived rows (full text, the 13 rollups), no tiles. The
+             service's batch rate as a ratio to each (targets: at least 0.50 of the bare
+             log on both backends; old baseline 0.50 on SQLite, 0.40 on PostgreSQL).
+  grown      an empty database grown through the API under sustained load: batches of
+             100, --concurrency-batch clients, until --grow-events (300,000) are
+             acknowledged or --grow-max-seconds (300) passed, no warm-up: the rate and
+             latency per slice of --grow-slice events (50,000), and of the last slice,
+             so that a rate falling as the database grows (WAL, checkpoints, the indexer
+             following) shows.
+  grown-single
+             single events and the do-nothing endpoint as in "single", on the grown
+             database (same server).
 
-Every phase runs for --duration seconds (after --warmup) and stops by itself. Non-2xx
-answers and connection errors are counted (they must be 0), and the events stored are
-counted in the database before and after each phase: they must equal the events
-acknowledged. With integrity, each tenant's Merkle tiles must form a tree of exactly
-its events, and its signed checkpoint (the run's own key) must have the size and root
-recomputed from the stored bodies; without, no tile and no checkpoint may be written.
-The exit status is 1 when a check fails. Preloads store the tenants' tiles too
-(bench/trees.py), as the service's writer would.
+Besides the load, in every HTTP phase:
+
+  lag        (batch phases: empty, empty-nointegrity, preloaded, grown) a sampler in a
+             thread of this process posts ONE event every --lag-interval s (0.25) to
+             the first tenant, with a word of its own in its message (lagprobe + 12
+             random letters), and from its acknowledgement polls every 10 ms, as a
+             reader, full text until the event is found (q=lagprobe, a word every probe
+             carries, for all pending probes in one request, then q=WORD to confirm)
+             and GET /v1/stats?group_by=action&q=WORD until its Trailkeep-Indexed-To-Seq
+             header is past the event's seq. A sample is the time from acknowledgement
+             until both hold: p50/p95/p99/max per phase (target p99 ≤ 1 s). Probes
+             overlap when the lag exceeds the interval; their events count as
+             acknowledged. See bench/ingest_watch.py.
+  memory     the server's VmRSS (/proc/PID/status) every 0.1 s: the peak over the phase
+             (target ≤ 512 MB), and VmHWM in the JSON summary.
+  catch-up   after the load of a phase that stores events, each tenant's stats answer is
+             polled (as the platform admin) until its indexed_to_seq is the tenant's
+             event count: the seconds from the end of the load ("indexed after s").
+
+Every phase runs for --duration seconds (after --warmup) and stops by itself (grown: see
+above). Non-2xx answers and connection errors are counted (they must be 0), and the
+events stored are counted in the database before and after each phase: they must equal
+the events acknowledged. With integrity, each tenant's Merkle tiles must form a tree of
+exactly its events, and its signed checkpoint (the run's own key) must have the size and
+root recomputed from the stored bodies; without, no tile and no checkpoint may be
+written. Every lag probe must be found and indexed within 60 s, and the indexer must
+catch up within --catch-up-timeout. With --check-derived (the default) every database
+the service wrote is checked once its server stopped: each tenant's full text and stats
+recomputed from its events (trailkeep.store.derived.check) must equal what is stored,
+and no event may have been skipped (log_skips); a database above --check-derived-max
+events (2,000,000) is skipped with a note. The exit status is 1 when a check fails.
+Preloads store the tenants' tiles too (bench/trees.py), as the service's writer would.
 
 With --database-url postgresql://USER@HOST:PORT/trailkeep_bench... the run drops and
 re-creates that database (only names starting with trailkeep_bench are accepted),
 migrates it, and runs every phase against it (TRAILKEEP_DATABASE_URL of the servers):
-the "empty" phases first, each on the database emptied of events, tiles and checkpoints
-(TRUNCATE, then CHECKPOINT), then the preload into the emptied database. The database
-is left as the run ends; --data-dir then holds only the server logs. On both backends
-the OS page cache is flushed (sync) before each server starts, so that no phase pays
-for the writes of the one before.
+the "empty" phases first, each on the database emptied of events, tiles, checkpoints
+and indexer positions (TRUNCATE, then CHECKPOINT), then the preload into the emptied
+database, the raw phases on it, and the grown phase on the database emptied again. The
+database is left as the run ends; --data-dir then holds only the server logs. On both
+backends the OS page cache is flushed (sync) before each server starts, so that no
+phase pays for the writes of the one before.
 
-Run it (full scale, takes a few minutes; ~1.2 KB of disk per event, ~1.5 GB in all):
+Run it (full scale, takes several minutes; ~1.2 KB of disk per event, ~2 GB in all):
 
     .venv/bin/python bench/ingest.py
     .venv/bin/python bench/ingest.py --json --out bench/results/ingest.json
     .venv/bin/python bench/ingest.py --only single --preload 0 --duration 5   # one phase
     .venv/bin/python bench/ingest.py --only integrity --integrity-rounds 2    # its cost
-    .venv/bin/python bench/ingest.py --preload 20000 --duration 3             # smoke test
+    .venv/bin/python bench/ingest.py --only grow --grow-events 100000         # grown only
+    .venv/bin/python bench/ingest.py --preload 20000 --duration 3 \\
+        --raw-rows 20000 --grow-events 20000                                  # smoke test
     .venv/bin/python bench/ingest.py \\
         --database-url postgresql://postgres@127.0.0.1:5432/trailkeep_bench   # PostgreSQL
 """
@@ -89,12 +131,18 @@ from common import (
 from ingest_run import (
     BATCH_SIZE,
     NO_INTEGRITY,
+    RAW_KINDS,
     RAW_SIZES,
     Run,
+    acked_total,
+    grow_slice,
+    raw_key,
+    raw_label,
     render,
     round_name,
     summary,
 )
+from ingest_watch import LagSampler, RssSampler, last_full, slices, wait_indexed
 from loadgen import LoadSpec, run_load, summarize_tally
 from pg_load import PgDatabase
 from rowgen import LoadPlan
@@ -103,13 +151,17 @@ from trailkeep.kit.timeutil import now_us
 from trees import checkpoint_problems
 from workload import EventFactory, Txn
 
-PHASES = ("empty", NO_INTEGRITY, "preloaded", "single", "raw")
+PHASES = ("empty", NO_INTEGRITY, "preloaded", "single", "raw", "grown", "grown-single")
 ALIASES = {
     "batch": ("empty", "preloaded"),
     "integrity": ("empty", NO_INTEGRITY),
+    "grow": ("grown", "grown-single"),
     "all": PHASES,
 }
 BODIES_PER_CLIENT = 8
+# Seconds from run_load's call to its start line (loadgen._drive): 0.3 in this process,
+# 2.0 with worker processes. The lag sampler starts when the measurement does.
+LOAD_LEAD_S = {True: 2.0, False: 0.3}
 
 
 # -- arguments ------------------------------------------------------------------------------
@@ -150,8 +202,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=parse_phases,
         default=PHASES,
-        help=f"comma-separated: empty, {NO_INTEGRITY}, preloaded, single, raw, batch (="
-        f" empty,preloaded), integrity (= empty,{NO_INTEGRITY}), all",
+        help=f"comma-separated: empty, {NO_INTEGRITY}, preloaded, single, raw, grown,"
+        f" grown-single, batch (= empty,preloaded), integrity (= empty,{NO_INTEGRITY}),"
+        " grow (= grown,grown-single), all",
+    )
+    p.add_argument(
+        "--grow-events",
+        type=int,
+        default=300_000,
+        help="events the grown phase sends into an empty database (batches of 100)",
+    )
+    p.add_argument(
+        "--grow-max-seconds",
+        type=float,
+        default=300.0,
+        help="the grown phase also stops after this many seconds",
+    )
+    p.add_argument(
+        "--grow-slice",
+        type=int,
+        default=None,
+        help="events per reported slice of the grown phase (default 50,000, or a fifth of"
+        " --grow-events when that is less)",
+    )
+    p.add_argument(
+        "--lag-interval",
+        type=float,
+        default=0.25,
+        help="seconds between lag probes (one event each) during the batch phases",
+    )
+    p.add_argument(
+        "--catch-up-timeout",
+        type=float,
+        default=300.0,
+        help="seconds the indexer may take to catch up after a phase",
+    )
+    p.add_argument(
+        "--check-derived",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after each server, recompute full text and stats from the events and compare"
+        " (trailkeep.store.derived.check; skipped above --check-derived-max events)",
+    )
+    p.add_argument(
+        "--check-derived-max",
+        type=int,
+        default=2_000_000,
+        help="events in a database above which --check-derived skips it (with a note)",
     )
     p.add_argument(
         "--integrity-rounds",
@@ -182,6 +279,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--tenants and the concurrencies must be at least 1")
     if args.integrity_rounds < 1:
         p.error("--integrity-rounds must be at least 1")
+    if args.grow_events < BATCH_SIZE or (args.grow_slice is not None and args.grow_slice < 1):
+        p.error(f"--grow-events must be at least {BATCH_SIZE} and --grow-slice at least 1")
     return args
 
 
@@ -199,13 +298,17 @@ def prepare_root(args: argparse.Namespace) -> Path:
 
 
 def prepare_template(run: Run) -> None:
-    """A migrated database with tenants, writer keys and one admin key, made with the CLI."""
+    """A migrated database with tenants, writer keys, a reader key (the lag probes'
+    tenant) and one admin key, made with the CLI."""
     run.template.recreate()
-    progress.print(f"creating {len(run.tenants)} tenants and writer keys with the CLI ...")
+    progress.print(f"creating {len(run.tenants)} tenants and their keys with the CLI ...")
     began = time.perf_counter()
     create_tenants(run.template, run.tenants)
     run.tokens = create_keys(run.template, run.tenants, "writer")
-    run.admin_token = create_admin_key(run.template)  # reads the checkpoints
+    # Writers cannot read: the lag probes read with a reader key of their tenant.
+    run.reader_tokens = create_keys(run.template, run.tenants[:1], "reader")
+    run.admin_token = create_admin_key(run.template)  # checkpoints, indexer catch-up
+    run.probe_event = run.factory.client_event(now_us())
     run.info["database"] = run.template.describe()
     progress.print(f"  done in {time.perf_counter() - began:.1f} s")
 
@@ -282,20 +385,54 @@ def _dumps(value: Any) -> bytes:
 
 
 def http_phase(
-    run: Run, server: Server, name: str, mode: str, pools: list[list[bytes]], per_request: int
+    run: Run,
+    server: Server,
+    name: str,
+    mode: str,
+    pools: list[list[bytes]],
+    per_request: int,
+    *,
+    lag: bool = False,
+    warmup: float | None = None,
+    duration: float | None = None,
+    max_requests: int | None = None,
+    timeline: bool = False,
 ) -> dict[str, Any]:
+    """One load phase; around it the server's RSS, with ``lag`` the lag probes (one
+    tenant), and after it (phases that store events) the wait for the indexer."""
     args = run.args
-    progress.print(
-        f"phase {name}: {len(pools)} clients, {args.warmup:g} s warm-up + {args.duration:g} s ..."
-    )
+    warmup = args.warmup if warmup is None else warmup
+    duration = args.duration if duration is None else duration
+    until = f"{duration:g} s" if max_requests is None else f"{max_requests:,} requests each"
+    progress.print(f"phase {name}: {len(pools)} clients, {warmup:g} s warm-up + {until} ...")
     stored_before = server.db.count_events()
+    rss = RssSampler(server.pid)
+    rss.start()
+    sampler = None
+    if lag:
+        tenant = run.tenants[0]
+        sampler = LagSampler(
+            server.port,
+            run.tokens[tenant],
+            run.reader_tokens[tenant],
+            {**run.probe_event},
+            start_delay=LOAD_LEAD_S[args.client_procs > 1] + warmup,
+            interval=args.lag_interval,
+        )
+        sampler.start()
     cpu_before = server.cpu_seconds()
     wall_before = time.perf_counter()
-    spec = LoadSpec(server.port, mode, pools, args.warmup, args.duration)
-    tally = run_load(spec, args.client_procs)
-    wall = time.perf_counter() - wall_before
-    server_cpu = server.cpu_seconds() - cpu_before
-    stored = server.db.count_events() - stored_before
+    spec = LoadSpec(server.port, mode, pools, warmup, duration, max_requests, timeline)
+    try:
+        tally = run_load(spec, args.client_procs)
+        load_end = time.perf_counter()
+        server_cpu = server.cpu_seconds() - cpu_before
+    finally:
+        if sampler is not None:
+            sampler.stop()  # follows the probes in flight to the end
+    wall = load_end - wall_before
+    counts = server.db.tenant_counts()
+    stored = sum(counts.values()) - stored_before
     result = summarize_tally(tally, per_request)
     result.update(
         name=name,
@@ -304,10 +441,53 @@ def http_phase(
         events_per_request=per_request,
         server_cpu_pct=100.0 * server_cpu / wall if wall else math.nan,
         stored_events=stored,
+        probe_events=0,
     )
+    if sampler is not None:
+        result["lag"] = sampler.summary()
+        result["probe_events"] = sampler.acked
+    if max_requests is not None:
+        all_sent = tally.sent_requests >= max_requests * len(pools)
+        result["stopped_by"] = "event count" if all_sent else f"time cap ({duration:g} s)"
+    if timeline:
+        size = grow_slice(args)
+        parts = slices(tally.timeline, tally.measure_from, size)
+        result["slice_events"] = size
+        result["slices"] = parts
+        result["last_slice"] = last_full(parts)
+    if per_request:
+        catch_up(run, server, name, result, counts, load_end)
+    rss.stop()
+    result.update(rss.summary())
     verify_phase(run, name, result)
     run.phases[name] = result
     return result
+
+
+def catch_up(
+    run: Run,
+    server: Server,
+    name: str,
+    result: dict[str, Any],
+    counts: dict[str, int],
+    load_end: float,
+) -> None:
+    """Wait until every tenant's indexed_to_seq is its event count (``counts``, read
+    once the load ended): seconds after the load ended."""
+    seconds, behind = wait_indexed(
+        server.port, run.admin_token, counts, load_end, run.args.catch_up_timeout
+    )
+    result["catch_up_s"] = seconds
+    total = sum(counts.values())
+    run.check(
+        f"{name}: indexer caught up",
+        not behind,
+        f"{total:,} events over {len(counts)} tenants searchable and counted"
+        f" {seconds:.2f} s after the load ended"
+        if not behind
+        else f"after {run.args.catch_up_timeout:g} s: "
+        + ", ".join(f"{t} indexed to {at:,} of {n:,}" for t, (at, n) in list(behind.items())[:3]),
+    )
 
 
 def verify_phase(run: Run, name: str, result: dict[str, Any]) -> None:
@@ -316,12 +496,22 @@ def verify_phase(run: Run, name: str, result: dict[str, Any]) -> None:
     if result["error_samples"]:
         detail += f"; first: {result['error_samples'][0]}"
     run.check(f"{name}: every answer 2xx", failures == 0, detail)
-    acked, stored = result["acked_events"], result["stored_events"]
+    acked, stored = acked_total(result), result["stored_events"]
+    probes = f" ({result['probe_events']} of them lag probes)" if result["probe_events"] else ""
     run.check(
         f"{name}: stored == acknowledged",
         acked == stored,
-        f"{stored:,} stored, {acked:,} acknowledged",
+        f"{stored:,} stored, {acked:,} acknowledged{probes}",
     )
+    lag = result.get("lag")
+    if lag is not None:
+        run.check(
+            f"{name}: every lag probe found and indexed",
+            lag["timeouts"] == 0 and lag["error_count"] == 0,
+            f"{lag['samples']} probes, {lag['timeouts']} not within 60 s,"
+            f" {lag['error_count']} errors"
+            + (f"; first: {lag['errors'][0]}" if lag["errors"] else ""),
+        )
 
 
 # -- phases ----------------------------------------------------------------------------------
@@ -334,10 +524,12 @@ def phase_empty(run: Run, name: str, integrity: bool) -> None:
     env = {} if integrity else {"TRAILKEEP_BENCH_WITHOUT_INTEGRITY": "true"}
     settle_disk()
     with Server(db, work_dir / "server.log", extra_env=env) as server:
-        http_phase(run, server, name, "batch", batch_pools(run, server.port), BATCH_SIZE)
+        pools = batch_pools(run, server.port)
+        http_phase(run, server, name, "batch", pools, BATCH_SIZE, lag=True)
         if integrity:
             checkpoint_checks(run, server, db, name)
-    final_checks(run, db, expected=run.phases[name]["acked_events"], label=name)
+    final_checks(run, db, expected=acked_total(run.phases[name]), label=name)
+    derived_checks(run, db, name)
     if integrity:
         tree_checks(run, db, name)
     else:
@@ -384,18 +576,82 @@ def phase_service_preloaded(run: Run, db: Database, work_dir: Path, preloaded: i
     settle_disk()
     with Server(db, work_dir / "server.log") as server:
         if "preloaded" in chosen:
-            http_phase(run, server, "preloaded", "batch", batch_pools(run, server.port), BATCH_SIZE)
+            pools = batch_pools(run, server.port)
+            http_phase(run, server, "preloaded", "batch", pools, BATCH_SIZE, lag=True)
         if "single" in chosen:
-            bodies = single_bodies(run, run.args.concurrency_single)
-            single = single_pools(run, server.port, "/v1/events", bodies)
-            http_phase(run, server, "single", "single", single, 1)
-            validate = single_pools(run, server.port, "/v1/_bench/validate", bodies)
-            http_phase(run, server, "validate", "validate", validate, 0)
+            single_phases(run, server, "single", "validate")
         # The writer appended to the preloaded trees: each tenant's signed checkpoint.
         checkpoint_checks(run, server, db, "preloaded")
-    acked = sum(run.phases[p]["acked_events"] for p in ("preloaded", "single") if p in run.phases)
+    acked = sum(acked_total(run.phases[p]) for p in ("preloaded", "single") if p in run.phases)
     final_checks(run, db, expected=preloaded + acked, label="preloaded")
+    derived_checks(run, db, "preloaded")
     tree_checks(run, db, "preloaded")
+
+
+def single_phases(run: Run, server: Server, name: str, validate_name: str) -> None:
+    """Single events, then the do-nothing endpoint with the same bodies."""
+    bodies = single_bodies(run, run.args.concurrency_single)
+    single = single_pools(run, server.port, "/v1/events", bodies)
+    http_phase(run, server, name, "single", single, 1)
+    validate = single_pools(run, server.port, "/v1/_bench/validate", bodies)
+    http_phase(run, server, validate_name, "validate", validate, 0)
+
+
+def phase_grown(run: Run) -> None:
+    """An empty database grown through the API: --grow-events in batches of 100 (16
+    clients; also stops at --grow-max-seconds), rates per slice, lag probes; then
+    (grown-single) single events and the do-nothing endpoint on the grown database."""
+    args = run.args
+    work_dir = run.root / "grown"
+    db = run.template.fresh_copy(work_dir)
+    per_client = math.ceil(args.grow_events / (BATCH_SIZE * args.concurrency_batch))
+    settle_disk()
+    with Server(db, work_dir / "server.log") as server:
+        names = []
+        if "grown" in args.only:
+            http_phase(
+                run,
+                server,
+                "grown",
+                "batch",
+                batch_pools(run, server.port),
+                BATCH_SIZE,
+                lag=True,
+                warmup=0.0,
+                duration=args.grow_max_seconds,
+                max_requests=per_client,
+                timeline=True,
+            )
+            names.append("grown")
+        if "grown-single" in args.only:
+            single_phases(run, server, "grown-single", "grown-validate")
+            names.append("grown-single")
+        checkpoint_checks(run, server, db, "grown")
+    expected = sum(acked_total(run.phases[n]) for n in names)
+    final_checks(run, db, expected=expected, label="grown")
+    derived_checks(run, db, "grown")
+    tree_checks(run, db, "grown")
+
+
+def derived_checks(run: Run, db: Database, label: str) -> None:
+    """Full text and stats recomputed from the events, per tenant (the server stopped)."""
+    if not run.args.check_derived:
+        return
+    total = db.count_events()
+    if total > run.args.check_derived_max:
+        note = f"{label}: derived data not checked ({total:,} events > --check-derived-max)"
+        progress.print(f"  note: {note}")
+        run.info.setdefault("notes", []).append(note)
+        return
+    began = time.perf_counter()
+    problems = db.derived_problems(run.tenants)
+    run.check(
+        f"{label} database: full text and stats = the events",
+        not problems,
+        "; ".join(problems[:3])
+        or f"{len(run.tenants)} tenants, {total:,} events recomputed,"
+        f" {time.perf_counter() - began:.1f} s",
+    )
 
 
 def checkpoint_checks(run: Run, server: Server, db: Database, label: str) -> None:
@@ -440,10 +696,6 @@ def final_checks(run: Run, db: Database, expected: int, label: str) -> None:
 # -- raw writes ----------------------------------------------------------------------------
 
 
-def raw_name(db: Database, size: int) -> str:
-    return f"raw {db.raw_write} ×{size}"  # noqa: RUF001 - a multiplication sign, meant
-
-
 def build_transactions(run: Run, db: Database, rows: int, size: int) -> list[Txn]:
     """Rows like the service writes, one tenant per transaction (round robin)."""
     seqs = db.next_seqs(run.tenants)
@@ -464,17 +716,23 @@ def build_transactions(run: Run, db: Database, rows: int, size: int) -> list[Txn
 
 
 def phase_raw(run: Run, db: Database) -> None:
-    for size in RAW_SIZES:
-        name = raw_name(db, size)
-        progress.print(f"phase {name}: building {run.args.raw_rows:,} rows (not timed) ...")
-        txns = build_transactions(run, db, run.args.raw_rows, size)
-        progress.print(
-            f"phase {name}: {db.raw_write}, transactions of {size} rows, {db.raw_settings} ..."
-        )
-        result = db.write_transactions(txns, run.args.duration)
-        result.update(name=f"raw-{size}", label=name, transaction_rows=size)
-        run.phases[f"raw-{size}"] = result
-        del txns
+    """The bare log first (its tiles are checked), then the old baseline (log + derived,
+    no tiles: after it the trees no longer hold every event, and no server runs)."""
+    for kind, derived in RAW_KINDS:
+        for size in RAW_SIZES:
+            name = raw_label(db, kind, size)
+            progress.print(f"phase {name}: building {run.args.raw_rows:,} rows (not timed) ...")
+            txns = build_transactions(run, db, run.args.raw_rows, size)
+            progress.print(
+                f"phase {name}: {db.raw_write}, transactions of {size} rows, {db.raw_settings} ..."
+            )
+            result = db.write_transactions(txns, run.args.duration, derived)
+            key = raw_key(kind, size)
+            result.update(name=key, label=name, kind=kind, transaction_rows=size)
+            run.phases[key] = result
+            del txns
+        if not derived:
+            tree_checks(run, db, "raw (bare log)")
     problems = db.gapless_problems()
     run.check(
         "raw database: seqs gapless per tenant",
@@ -498,6 +756,8 @@ def execute(run: Run) -> None:
             phase_service_preloaded(run, db, work_dir, preloaded)
         if "raw" in chosen:
             phase_raw(run, db)
+    if {"grown", "grown-single"} & set(chosen):
+        phase_grown(run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import itertools
 import math
 import multiprocessing
@@ -54,6 +55,11 @@ class Tally:
     window_s: float = 0.0
     cpu_s: float = 0.0
     wall_s: float = 0.0
+    # LoadSpec.timeline: (perf_counter when done, events, latency s) of each 2xx answer,
+    # and the perf_counter the measurement started at (CLOCK_MONOTONIC on Linux: the
+    # same clock in every process).
+    timeline: list[tuple[float, int, float]] = field(default_factory=list)
+    measure_from: float = math.inf
 
     def merge(self, other: Tally) -> None:
         self.latencies.extend(other.latencies)
@@ -69,6 +75,8 @@ class Tally:
         self.window_s = max(self.window_s, other.window_s)
         self.cpu_s += other.cpu_s
         self.wall_s = max(self.wall_s, other.wall_s)
+        self.timeline.extend(other.timeline)
+        self.measure_from = min(self.measure_from, other.measure_from)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,7 @@ class LoadSpec:
     warmup_s: float
     duration_s: float
     max_requests: int | None = None  # per client; None = run for duration_s
+    timeline: bool = False  # keep every answer's time (Tally.timeline)
 
 
 def _note_failure(tally: Tally, status: int, body: bytes) -> None:
@@ -124,6 +133,8 @@ async def _client(
             events = _created_in(spec.mode, status, body)
             tally.ok_requests += 1
             tally.acked_events += events
+            if spec.timeline:
+                tally.timeline.append((done, events, done - began))
             if measure_from <= done <= deadline:
                 tally.latencies.append(done - began)
                 tally.measured_requests += 1
@@ -138,6 +149,7 @@ async def _drive(spec: LoadSpec, start_wall: float | None) -> Tally:
     lead = 0.3 if start_wall is None else max(0.0, start_wall - time.time())
     start = time.perf_counter() + lead
     measure_from = start + spec.warmup_s
+    tally.measure_from = measure_from
     cpu0 = time.process_time()
     await asyncio.gather(*(_client(spec, pool, tally, start, measure_from) for pool in spec.pools))
     tally.wall_s = time.perf_counter() - start
@@ -164,9 +176,7 @@ def run_load(spec: LoadSpec, processes: int = 1) -> Tally:
         futures = [
             pool.submit(
                 _drive_in_process,
-                LoadSpec(
-                    spec.port, spec.mode, share, spec.warmup_s, spec.duration_s, spec.max_requests
-                ),
+                dataclasses.replace(spec, pools=share),
                 start_wall,
             )
             for share in shares

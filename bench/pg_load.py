@@ -16,9 +16,13 @@ checkpoint is taken, so that the measurements start from settled tables (statist
 known, pages all-visible) instead of running into autovacuum and a checkpoint working
 through the preload.
 
-The raw baseline COPYs the same kind of rows into the same tables with the same code,
-one durable transaction (synchronous_commit=on) at a time on one connection (no tiles:
-no server runs on the database after it).
+The raw baselines COPY the same kind of rows into the same tables with the same code,
+one durable transaction (synchronous_commit=on) at a time on one connection: the bare
+log (``insert_log_rows``: events with their tsvectors and all their indexes, event_ids,
+event_targets, nothing derived, and the rows' Merkle tiles read and appended as the
+writer does, load_frontiers + TreeAppender), and the old baseline
+(``insert_stored_rows``: the log and its rollups, no tiles). tenant_seqs is set after
+either, untimed.
 """
 
 from __future__ import annotations
@@ -37,15 +41,21 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from common import LoadProgress, progress, service_settings, timed_transactions
 from rowgen import LoadPlan, generate_rows
+from trailkeep.store.derived.check import derived_problems
 from trailkeep.store.migrations.runner import SchemaError, upgrade
 
 # The service's own COPY code, so loaded rows are exactly what it would write.
-from trailkeep.store.postgres.event_writes import insert_stored_rows
+from trailkeep.store.postgres.event_writes import (
+    insert_log_rows,
+    insert_stored_rows,
+    load_frontiers,
+)
 from trailkeep.store.postgres.partitions import PartitionManager, month_of
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.stats.rollup_specs import ROLLUPS
+from trailkeep.store.tree.tiles_sql import TreeAppender
 from trailkeep.store.urls import parse_database_url
-from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
+from trees import TreeLoader, leaves_by_tenant, ordered_leaves, root_of_leaves, tree_problems
 from workload import EventFactory, EventRowT, TargetRowT, Txn
 
 NAME_PREFIX = "trailkeep_bench"
@@ -53,6 +63,9 @@ MAINTENANCE_DATABASES = ("postgres", "template1")
 # The stats rollups count what is in events: emptied and vacuumed with them.
 EVENT_TABLES = ", ".join(["events", "event_ids", "event_targets", *(r.table for r in ROLLUPS)])
 TREE_TABLES = "merkle_tiles, checkpoints"
+# The followers' positions (the indexer's) and skips: emptied with the events, or a new
+# phase's events would count as indexed up to the last phase's position.
+FOLLOWER_TABLES = "log_positions, log_skips"
 # Settings shown in the JSON summary (current_setting() of each).
 REPORTED_SETTINGS = (
     "server_version",
@@ -84,6 +97,7 @@ class PgDatabase:
     kind = "PostgreSQL"
     raw_write = "COPY"
     raw_settings = "synchronous_commit=on, one connection"
+    log_tables = "events (with tsvector, all its indexes), event_ids, event_targets, merkle_tiles"
 
     @classmethod
     def from_url(cls, url: str) -> PgDatabase:
@@ -149,7 +163,7 @@ class PgDatabase:
         """
         with self.connect() as conn:
             with conn.transaction():
-                conn.execute(f"TRUNCATE {EVENT_TABLES}, {TREE_TABLES}")
+                conn.execute(f"TRUNCATE {EVENT_TABLES}, {TREE_TABLES}, {FOLLOWER_TABLES}")
                 conn.execute("UPDATE tenant_seqs SET next_seq = 0")
             _checkpoint(conn)
         return self
@@ -204,20 +218,33 @@ class PgDatabase:
             settle_s = _settle(conn, label)
         return {**load.stats(), "settle_seconds": round(settle_s, 2)}
 
-    def write_transactions(self, txns: Sequence[Txn], limit_s: float) -> dict[str, Any]:
+    def write_transactions(
+        self, txns: Sequence[Txn], limit_s: float, derived: bool
+    ) -> dict[str, Any]:
         """COPY with the service's code, one durable transaction each, one connection.
 
-        Not timed: the partitions the rows need, and setting tenant_seqs afterwards (the
-        service advances it in each transaction; a raw COPY does not).
+        Not timed: the partitions the rows need, the leaf hashes (like the rows, made
+        before the clock starts), and setting tenant_seqs afterwards (the service
+        advances it in each transaction; a raw COPY does not). The bare log (not
+        ``derived``) reads each transaction's tree frontiers and appends the leaves in
+        that transaction, as the writer does (store/postgres/event_writes.write_events).
         """
         partitions = PartitionManager(service_settings().pg_partitions_ahead_months)
+        leaves = iter([leaves_by_tenant(events) for events, _ in txns] if not derived else [])
         with self.connect() as conn:
             conn.execute("SET synchronous_commit = on")
             partitions.ensure(conn, {month_of(row[3]) for events, _ in txns for row in events})
+            qmark = QmarkConnection(conn)
 
             def write(events: list[EventRowT], targets: list[TargetRowT]) -> None:
                 with conn.transaction():
-                    insert_stored_rows(conn, events, targets)
+                    if derived:
+                        insert_stored_rows(conn, events, targets)
+                        return
+                    insert_log_rows(conn, events, targets)
+                    hashes, first_seq = next(leaves)
+                    loaded = load_frontiers(conn, first_seq)
+                    TreeAppender(cache=False).append(qmark, hashes, first_seq, loaded)
 
             result = timed_transactions(txns, limit_s, write)
             written = txns[: result["transactions"]]
@@ -233,6 +260,23 @@ class PgDatabase:
     def next_seqs(self, tenant_ids: Iterable[str]) -> dict[str, int]:
         with self.connect() as conn:
             return _next_seqs(conn, tenant_ids)
+
+    def tenant_counts(self) -> dict[str, int]:
+        with self.connect() as conn:
+            return self._counts(conn)
+
+    def derived_problems(self, tenant_ids: Iterable[str]) -> list[str]:
+        with self.connect() as conn:
+            qmark = QmarkConnection(conn)
+            problems = [
+                f"{tenant}: {problem}"
+                for tenant in tenant_ids
+                for problem in derived_problems(qmark, True, tenant)
+            ]
+            row = conn.execute("SELECT count(*) FROM log_skips").fetchone()
+            if row is not None and row[0]:
+                problems.append(f"{row[0]} events skipped by a follower (log_skips)")
+        return problems
 
     def _counts(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         rows = conn.execute("SELECT tenant_id, count(*) FROM event_ids GROUP BY tenant_id")
@@ -336,7 +380,7 @@ def _settle(conn: psycopg.Connection[Any], label: str) -> float:
     """VACUUM (ANALYZE) and CHECKPOINT after a preload; returns the seconds taken."""
     progress.print(f"  {label}: VACUUM (ANALYZE) and CHECKPOINT ...")
     began = time.perf_counter()
-    conn.execute(f"VACUUM (ANALYZE) {EVENT_TABLES}, {TREE_TABLES}, tenant_seqs")
+    conn.execute(f"VACUUM (ANALYZE) {EVENT_TABLES}, {TREE_TABLES}, {FOLLOWER_TABLES}, tenant_seqs")
     _checkpoint(conn)
     seconds = time.perf_counter() - began
     progress.print(f"  {label}: settled in {seconds:.1f} s")

@@ -4,8 +4,12 @@ through the service's own INSERT code and connection pragmas, read-back checks.
 A preload goes in through the service's own ``insert_stored_rows`` (rows, the FTS5
 index, the stats rollups), in transactions of 20,000 events made by a worker process
 meanwhile (bench/rowgen.py), and also writes each tenant's Merkle tiles (bench/trees.py)
-in the transaction of each chunk, as the service's writer does; raw inserts do not (no
-server runs on the database after them)."""
+in the transaction of each chunk, as the service's writer does.
+
+The raw baselines: the bare log (``insert_log_rows``: events with all their indexes and
+event_targets, nothing derived, and the rows' Merkle tiles appended with the service's
+TreeAppender as its writer does), and the old baseline (``insert_stored_rows``: the log
+and its derived rows, FTS5 and rollups, no tiles)."""
 
 from __future__ import annotations
 
@@ -19,13 +23,15 @@ import orjson
 
 from common import LoadProgress, service_settings, timed_transactions
 from rowgen import LoadPlan, generate_rows
+from trailkeep.store.derived.check import derived_problems
 from trailkeep.store.migrations.runner import upgrade
 from trailkeep.store.sqlite.connection import open_connection
 
 # The service's own insert code, so preloaded rows are exactly what it would write.
-from trailkeep.store.sqlite.event_writes import insert_stored_rows
+from trailkeep.store.sqlite.event_writes import insert_log_rows, insert_stored_rows
+from trailkeep.store.tree.tiles_sql import TreeAppender
 from trailkeep.store.urls import parse_database_url
-from trees import TreeLoader, ordered_leaves, root_of_leaves, tree_problems
+from trees import TreeLoader, leaves_by_tenant, ordered_leaves, root_of_leaves, tree_problems
 from workload import EventFactory, EventRowT, TargetRowT, Txn
 
 
@@ -44,6 +50,7 @@ class SqliteDatabase:
     path: Path
     kind = "SQLite"
     raw_write = "INSERT"
+    log_tables = "events (all its indexes), event_targets, merkle_tiles"
 
     @property
     def url(self) -> str:
@@ -95,16 +102,30 @@ class SqliteDatabase:
             conn.close()
         return load.stats()
 
-    def write_transactions(self, txns: Sequence[Txn], limit_s: float) -> dict[str, Any]:
-        """The service's own INSERT code, through its open_connection and pragmas."""
+    def write_transactions(
+        self, txns: Sequence[Txn], limit_s: float, derived: bool
+    ) -> dict[str, Any]:
+        """The service's own INSERT code, through its open_connection and pragmas.
+
+        The bare log (not ``derived``) also appends the rows' leaves to their tenants'
+        trees with the writer's TreeAppender (frontiers cached, as on the writer); the
+        leaf hashes are computed before the clock starts, like the rows.
+        """
         settings = service_settings()
         conn = open_connection(
             self.path, synchronous=settings.sqlite_synchronous, cache_mb=settings.sqlite_cache_mb
         )
+        tree = TreeAppender(cache=True)
+        leaves = iter([leaves_by_tenant(events) for events, _ in txns] if not derived else [])
 
         def write(events: list[EventRowT], targets: list[TargetRowT]) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            insert_stored_rows(conn, events, targets)
+            if derived:
+                insert_stored_rows(conn, events, targets)
+            else:
+                insert_log_rows(conn, events, targets)
+                hashes, first_seq = next(leaves)
+                tree.append(conn, hashes, first_seq)
             conn.execute("COMMIT")
 
         try:
@@ -116,6 +137,28 @@ class SqliteDatabase:
         conn = open_connection(self.path, readonly=True)
         try:
             return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+
+    def tenant_counts(self) -> dict[str, int]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            return self._counts(conn)
+        finally:
+            conn.close()
+
+    def derived_problems(self, tenant_ids: Iterable[str]) -> list[str]:
+        conn = open_connection(self.path, readonly=True)
+        try:
+            problems = [
+                f"{tenant}: {problem}"
+                for tenant in tenant_ids
+                for problem in derived_problems(conn, False, tenant)
+            ]
+            skips = conn.execute("SELECT COUNT(*) FROM log_skips").fetchone()[0]
+            if skips:
+                problems.append(f"{skips} events skipped by a follower (log_skips)")
+            return problems
         finally:
             conn.close()
 

@@ -96,6 +96,22 @@ class TreeLoader:
         return {tenant: frontier.size for tenant, frontier in self.frontiers.items()}
 
 
+def leaves_by_tenant(
+    events: Sequence[EventRowT],
+) -> tuple[dict[str, list[bytes]], dict[str, int]]:
+    """What TreeAppender.append takes for rows given in seq order per tenant: each
+    tenant's leaf hashes and its first seq."""
+    leaves: dict[str, list[bytes]] = {}
+    first: dict[str, int] = {}
+    for row in events:
+        tenant = row[0]
+        if tenant not in leaves:
+            leaves[tenant] = []
+            first[tenant] = row[1]
+        leaves[tenant].append(leaf_of(row[BODY]))
+    return leaves, first
+
+
 def tree_problems(conn: SqlConnection, counts: dict[str, int]) -> list[str]:
     """Tenants whose stored tiles do not form a tree of exactly their event count."""
     problems = []
