@@ -341,7 +341,7 @@ class Server:
             **os.environ,
             "TRAILKEEP_BENCH_ENDPOINTS": "true",
             "TRAILKEEP_ACCESS_LOG": "false",
-            "TRAILKEEP_LOG_LEVEL": "WARNING",
+            "TRAILKEEP_LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
             "TRAILKEEP_DATA_DIR": str(self.log_path.parent),
             "TRAILKEEP_SIGNING_KEY": signing_key(),
             **self.db.env(),

@@ -73,6 +73,7 @@ def build_store(settings: Settings) -> Store:
         commit_max_wait_ms=settings.commit_max_wait_ms,
         queue_max=settings.ingest_queue_max,
         merkle=settings.merkle,
+        index_processes=settings.index_processes,
     )
 
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     commit_max_events: int = Field(5000, ge=1)
     # ... and waits at most this long for more to arrive before committing.
     commit_max_wait_ms: float = Field(0.0, ge=0, le=100)
+    # SQLite: processes that tokenize events for the full-text index (0: a thread of the
+    # server, which then competes with requests for the interpreter).
+    index_processes: int = Field(1, ge=0, le=8)
     # PostgreSQL: connections for reads and admin writes (the writers have their own) ...
     pg_pool_size: int = Field(6, ge=1, le=100)
     # ... event writers per process, each with its own connection; a tenant's events

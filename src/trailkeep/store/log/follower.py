@@ -1,13 +1,13 @@
 """The one reusable follower of the log: every tenant's events in seq order, read after
 commit by ``(tenant_id, seq)`` cursor from a durable position.
 
-A follower has a name (its row in ``log_positions`` per tenant) and a handler. Each step
-reads up to ``batch`` events of one tenant from its position, lets the handler prepare
-them (in a worker thread: parsing, tokenizing, counting), then runs the handler's write
-and the move of the position in one transaction of the store. The position moves only
-if it still is where the step started (log/positions.py), so a restart, a second
-process or a retry never applies an event twice, and a kill at any instant loses
-nothing: the next step starts again from the stored position.
+A follower has a name (its row in ``log_positions`` per tenant) and a handler. Each
+round takes, for every tenant behind, the range of up to ``batch`` seqs from its
+position, lets the handler prepare it outside any transaction, then runs the handlers'
+writes and the moves of the positions in one transaction of the store. A position
+moves only if it still is where the round started (log/positions.py), so a restart, a
+second process or a retry never applies an event twice, and a kill at any instant loses
+nothing: the next round starts again from the stored positions.
 
 An event the handler cannot prepare (e.g. a tokenizer error) is "poison": it is logged,
 counted, recorded in ``log_skips`` with its seq and the error, and passed over, so one
@@ -24,12 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
-from anyio import to_thread
 
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.log.positions import LogRow, Skip
@@ -51,15 +50,17 @@ class Move:
 
 
 class FollowerHandler(Protocol):
-    """What a follower does with the events it reads."""
+    """What a follower does with a range of one tenant's log."""
 
-    def prepare(self, rows: Sequence[LogRow]) -> Any:
-        """CPU work for ``rows`` (a worker thread, no database). Raising means one of
-        the rows is poison: the follower then prepares them one by one."""
+    async def prepare(self, tenant_id: str, from_seq: int, to_seq: int) -> tuple[Any, list[Skip]]:
+        """Work outside the transaction (reads, CPU work elsewhere): what ``write`` needs,
+        and the events of the range it cannot handle (poison: skipped and recorded)."""
         ...
 
-    def write(self, conn: SqlConnection, prepared: Sequence[Any]) -> None:
-        """Store what ``prepare`` made, inside the transaction that moves the position."""
+    def write(
+        self, conn: SqlConnection, tenant_id: str, from_seq: int, to_seq: int, prepared: Any
+    ) -> None:
+        """Apply the range inside the transaction that moves the follower's position."""
         ...
 
 
@@ -234,30 +235,40 @@ class LogFollower:
                 return True
 
     async def _round(self, lag: dict[str, tuple[int, int]]) -> bool:
-        """Apply one batch of each lagging tenant (up to round_events in all) in one
+        """Apply one range of each lagging tenant (up to round_events seqs in all) in one
         transaction. True when some tenant is still behind afterwards."""
         order = sorted(lag.items())
         turn = self._rounds % len(order)  # who goes first rotates: no tenant starves
         self._rounds += 1
         budget = self._round_events
         behind = False
-        reads: list[tuple[str, int, int, list[LogRow]]] = []
+        moves: list[Move] = []
+        began = time.perf_counter()
         for tenant_id, (position, head) in order[turn:] + order[:turn]:
             if budget <= 0:
                 behind = True
                 break
             end = min(head, position + self._batch, position + budget)
             behind |= end < head
-            rows = await self._source.read_log(tenant_id, position, end)
-            budget -= max(len(rows), 1)
-            reads.append((tenant_id, position, end, rows))
-        moves = await to_thread.run_sync(self._moves, reads)
+            budget -= end - position
+            prepared, skips = await self._handler.prepare(tenant_id, position, end)
+            write = _writer(self._handler, tenant_id, position, end, prepared)
+            moves.append(Move(tenant_id, position, end, skips, write))
+        prepared_at = time.perf_counter()
         moved = await self._source.advance_follower(self.name, moves)
-        for move, (_tenant, _position, _end, rows) in zip(moves, reads, strict=True):
+        log.debug(
+            "follower round",
+            follower=self.name,
+            tenants=len(moves),
+            seqs=sum(m.to_seq - m.from_seq for m in moves),
+            prepare_ms=round((prepared_at - began) * 1000, 1),
+            write_ms=round((time.perf_counter() - prepared_at) * 1000, 1),
+        )
+        for move in moves:
             if move.tenant_id not in moved:
                 self.stats.conflicts += 1  # another process (or a restart) got there first
                 continue
-            self.stats.events += len(rows)
+            self.stats.events += move.to_seq - move.from_seq
             self.stats.skipped += len(move.skips)
             for skip in move.skips:
                 log.error(
@@ -270,35 +281,11 @@ class LogFollower:
         self.stats.steps += 1
         return behind
 
-    def _moves(self, reads: list[tuple[str, int, int, list[LogRow]]]) -> list[Move]:
-        """Prepare every tenant's rows (a worker thread): the moves of one round. A range
-        with no stored event (removed by retention) still moves the position."""
-        handler = self._handler
-        moves: list[Move] = []
-        for tenant_id, position, end, rows in reads:
-            prepared, skips = self._prepare(rows) if rows else ([], [])
-            write = _writer(handler, prepared) if prepared else None
-            moves.append(Move(tenant_id, position, end, skips, write))
-        return moves
 
-    def _prepare(self, rows: list[LogRow]) -> tuple[list[Any], list[Skip]]:
-        handler = self._handler
-        try:
-            return [handler.prepare(rows)], []
-        except Exception:
-            pass
-        prepared: list[Any] = []
-        skips: list[Skip] = []
-        for row in rows:
-            try:
-                prepared.append(handler.prepare([row]))
-            except Exception as exc:
-                skips.append(Skip(row[1], f"{type(exc).__name__}: {exc}"[:500]))
-        return prepared, skips
-
-
-def _writer(handler: FollowerHandler, prepared: list[Any]) -> Write:
+def _writer(
+    handler: FollowerHandler, tenant_id: str, from_seq: int, to_seq: int, prepared: Any
+) -> Write:
     def write(conn: SqlConnection) -> None:
-        handler.write(conn, prepared)
+        handler.write(conn, tenant_id, from_seq, to_seq, prepared)
 
     return write

@@ -145,6 +145,15 @@ def skipped(conn: SqlConnection, follower: str, tenant_id: str) -> list[tuple[in
     return [(int(seq), str(error)) for seq, error in rows]
 
 
+def seq_ranges(rows: Sequence[LogRow]) -> dict[str, tuple[int, int]]:
+    """Per tenant, the range [lowest seq, highest seq + 1) of ``rows``."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        low, high = ranges.get(row[0], (row[1], row[1] + 1))
+        ranges[row[0]] = (min(low, row[1]), max(high, row[1] + 1))
+    return ranges
+
+
 def move_positions_past(conn: SqlConnection, follower: str, rows: Sequence[LogRow]) -> None:
     """Bulk loads that apply a follower's work themselves: its position of each tenant
     among ``rows`` moves past the newest of them (never back)."""

@@ -16,8 +16,8 @@ from sqlalchemy.schema import CreateTable
 from trailkeep.kit.fulltext import document_text, document_tsvector
 from trailkeep.store.fulltext.index_rows import TENANT_SHIFT, body_tokens
 from trailkeep.store.migrations.tree_backfill import say_progress
+from trailkeep.store.stats.recount import rebuild_rollups_sql
 from trailkeep.store.stats.rollup_specs import RollupSpec
-from trailkeep.store.stats.rollup_writes import rebuild_rollups_sql
 
 _BATCH = 5_000
 _REPORT_EVERY_SECONDS = 5.0

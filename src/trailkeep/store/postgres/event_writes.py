@@ -18,15 +18,12 @@ from typing import Any
 import psycopg
 
 from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
-from trailkeep.store.connection import SqlConnection
-from trailkeep.store.derived.indexer import INDEXER, DerivedIndexer
+from trailkeep.store.derived.indexer import INDEXER, count_range
 from trailkeep.store.fulltext.index_rows import with_search
 from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
-from trailkeep.store.log.positions import move_positions_past
+from trailkeep.store.log.positions import move_positions_past, seq_ranges
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
-from trailkeep.store.postgres.rollup_writes import add_to_rollups
-from trailkeep.store.stats.rollup_writes import Deltas
 from trailkeep.store.tree.tiles_sql import TreeAppender
 
 EVENT_COLUMNS = (
@@ -93,15 +90,6 @@ def copy_rows(
             copy.write_row(row)
 
 
-def _add_counts(conn: SqlConnection, deltas: Deltas) -> None:
-    assert isinstance(conn, QmarkConnection)
-    add_to_rollups(conn.conn, deltas)
-
-
-# PostgreSQL's indexer: rollups only (the tsvector is part of the event row).
-POSTGRES_INDEXER = DerivedIndexer(None, _add_counts)
-
-
 def insert_log_rows(
     conn: psycopg.Connection[Any],
     event_rows: Sequence[tuple[Any, ...]],
@@ -131,7 +119,8 @@ def insert_stored_rows(
     in seq order per tenant, so that the service starts with nothing to catch up."""
     insert_log_rows(conn, event_rows, target_rows)
     qmark = QmarkConnection(conn)
-    POSTGRES_INDEXER.write(qmark, [POSTGRES_INDEXER.prepare(event_rows)])
+    for tenant_id, (low, high) in seq_ranges(event_rows).items():
+        count_range(qmark, True, tenant_id, low, high)
     move_positions_past(qmark, INDEXER, event_rows)
 
 

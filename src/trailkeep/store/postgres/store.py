@@ -20,13 +20,13 @@ from anyio import to_thread
 from trailkeep.errors import QueryTimeout, StoreUnavailable
 from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
+from trailkeep.store.derived.indexer import DerivedIndexer
 from trailkeep.store.log.group_commit import GroupCommitWriter
 from trailkeep.store.migrations.runner import SchemaError, check_schema
 from trailkeep.store.models import (
     TenantRecord,
 )
 from trailkeep.store.postgres.connect import PgOptions, connect, unavailable, unreachable
-from trailkeep.store.postgres.event_writes import POSTGRES_INDEXER
 from trailkeep.store.postgres.partitions import PartitionManager
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.writer_session import PgWriterSession
@@ -71,7 +71,7 @@ class PostgresStore(SharedSqlStore):
             for _ in range(writers)
         ]
         self._writer = self._writers[0]  # the first writer's connection, for tools and tests
-        self._follow_with(POSTGRES_INDEXER)
+        self._follow_with(DerivedIndexer(postgres=True, texts=None))
         self._pool = psycopg_pool.ConnectionPool(
             options.url.libpq,
             min_size=1,

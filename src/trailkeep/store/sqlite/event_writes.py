@@ -10,12 +10,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from trailkeep.store.derived.indexer import INDEXER, DerivedIndexer
+import orjson
+
+from trailkeep.store.derived.indexer import INDEXER, count_range
 from trailkeep.store.fulltext.index_rows import insert_sqlite_text
+from trailkeep.store.fulltext.text_worker import text_of
 from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
-from trailkeep.store.log.positions import move_positions_past
+from trailkeep.store.log.positions import move_positions_past, seq_ranges
 from trailkeep.store.models import AppendResult, EventDraft
-from trailkeep.store.stats.rollup_writes import add_to_rollups
 from trailkeep.store.tree.tiles_sql import TreeAppender
 
 _INSERT_EVENT = (
@@ -91,10 +93,6 @@ def write_events(
     return rows.results
 
 
-# SQLite's indexer: FTS5 rows and rollup upserts (the store follows the log with it).
-SQLITE_INDEXER = DerivedIndexer(insert_sqlite_text, add_to_rollups)
-
-
 def insert_log_rows(
     conn: sqlite3.Connection,
     event_rows: Sequence[tuple[Any, ...]],
@@ -115,7 +113,9 @@ def insert_stored_rows(
     position moved past them: for bulk loads (benchmarks, tests) of rows given in seq
     order per tenant, so that the service starts with nothing to catch up."""
     insert_log_rows(conn, event_rows, target_rows)
-    SQLITE_INDEXER.write(conn, [SQLITE_INDEXER.prepare(event_rows)])
+    insert_sqlite_text(conn, [(r[0], r[1], text_of(orjson.loads(r[11]))) for r in event_rows])
+    for tenant_id, (low, high) in seq_ranges(event_rows).items():
+        count_range(conn, False, tenant_id, low, high)
     move_positions_past(conn, INDEXER, event_rows)
 
 

@@ -19,7 +19,9 @@ from anyio import to_thread
 from trailkeep.errors import QueryTimeout, StoreUnavailable
 from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
+from trailkeep.store.derived.indexer import DerivedIndexer
 from trailkeep.store.fulltext.index_rows import TENANT_SHIFT
+from trailkeep.store.fulltext.text_pool import TextPool
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrations.runner import SchemaError, check_schema
 from trailkeep.store.models import TenantRecord
@@ -28,7 +30,6 @@ from trailkeep.store.reads.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
 from trailkeep.store.sql_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import open_connection
-from trailkeep.store.sqlite.event_writes import SQLITE_INDEXER
 from trailkeep.store.sqlite.writer_session import SqliteWriterSession
 from trailkeep.store.tables import TENANT_DATA_TABLES
 from trailkeep.store.urls import parse_database_url
@@ -54,6 +55,7 @@ class SqliteStore(SharedSqlStore):
         queue_max: int = 50_000,
         merkle: bool = True,
         read_timeout_ms: int = 5_000,
+        index_processes: int = 1,
     ) -> None:
         self.path = path
         self._read_timeout_s = read_timeout_ms / 1000
@@ -65,7 +67,8 @@ class SqliteStore(SharedSqlStore):
             queue_max=queue_max,
         )
         self._writers = [self._writer]
-        self._follow_with(SQLITE_INDEXER)
+        self._texts = TextPool(path, index_processes)
+        self._follow_with(DerivedIndexer(postgres=False, texts=self._texts))
         # A few read connections, reused most-recently-first: each keeps a page cache,
         # and a handful of warm caches beat one cold cache per worker thread.
         self._checkpointer = Checkpointer(path, synchronous)
@@ -87,6 +90,7 @@ class SqliteStore(SharedSqlStore):
 
     async def close(self) -> None:
         await self._stop_following()
+        self._texts.close()
         await to_thread.run_sync(self._writer.stop)
         await to_thread.run_sync(self._checkpointer.stop)
         with self._readers_lock:

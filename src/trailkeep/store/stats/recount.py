@@ -1,20 +1,14 @@
-"""Counting events into the stats rollups (rollup_specs.py), SQLite's upserts, and the
-SQL that rebuilds a rollup from the events.
-
-The indexer (derived/indexer.py) counts each batch of events it follows and adds the
-counts in the transaction that moves its position. The counts of a group are added up
-in Python first, so each rollup row is written once per group whatever the number of
-its events, in key order: two processes upserting the same rows on PostgreSQL then lock
-them in the same order and cannot deadlock.
-"""
+"""Counting events into the rollups outside the indexer: in Python, for the
+recomputation check (store/derived/check.py, independent of the indexer's SQL in
+range_counts.py), and the SQL that fills an empty rollup from the stored events (the
+migrations' backfill)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from trailkeep.store.connection import SqlConnection
 from trailkeep.store.stats.rollup_specs import (
     ACTOR_DIMS,
     FAMILIES,
@@ -78,33 +72,6 @@ def rollup_deltas(
 
 
 Deltas = dict[RollupSpec, Counter[Key]]
-
-
-def sorted_deltas(deltas: Deltas) -> Iterator[tuple[RollupSpec, list[tuple[Key, int]]]]:
-    """Each rollup's (key, count) pairs in key order (the order rows get locked in)."""
-    for spec, counter in deltas.items():
-        items = sorted((key, n) for key, n in counter.items() if n)
-        if items:
-            yield spec, items
-
-
-def upsert_sql(spec: RollupSpec, rows: int) -> str:
-    columns = ("tenant_id", "bucket", *spec.dims, "n")
-    values = ",".join(["(" + ",".join("?" * len(columns)) + ")"] * rows)
-    return (
-        f"INSERT INTO {spec.table} ({', '.join(columns)}) VALUES {values}"
-        f" ON CONFLICT ({', '.join(columns[:-1])}) DO UPDATE SET n = {spec.table}.n + excluded.n"
-    )
-
-
-def add_to_rollups(conn: SqlConnection, deltas: Deltas) -> None:
-    """SQLite: add counts to every rollup (in the caller's transaction: the indexer's).
-    PostgreSQL has its own, one statement per rollup (postgres/rollup_writes.py)."""
-    for spec, items in sorted_deltas(deltas):
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            args = [v for key, n in chunk for v in (*key, n)]
-            conn.execute(upsert_sql(spec, len(chunk)), args)
 
 
 def rebuild_rollups_sql(spec: RollupSpec) -> str:
