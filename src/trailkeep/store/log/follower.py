@@ -101,8 +101,8 @@ class LogFollower:
         source: LogSource,
         handler: FollowerHandler,
         *,
-        batch: int = 5000,
-        round_events: int = 20_000,
+        batch: int = 2000,
+        round_events: int = 4000,
         pace_s: float = 0.2,
         rescan_s: float = 2.0,
         retry_s: float = 1.0,
@@ -114,6 +114,8 @@ class LogFollower:
         self._round_events = round_events
         self._pace_s = pace_s
         self._rounds = 0
+        self._pending: asyncio.Task[set[str]] | None = None  # the round being written
+        self._ahead: dict[str, int] = {}  # positions once it is applied
         self._rescan_s = rescan_s
         self._retry_s = retry_s
         self._dirty: set[str] = set()
@@ -130,6 +132,11 @@ class LogFollower:
         self._task = asyncio.create_task(self._run(), name=f"follower-{self.name}")
 
     async def stop(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await pending
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -184,8 +191,13 @@ class LogFollower:
                 else:
                     wanted, self._dirty = self._dirty, set()
                 lag = await self._source.log_lag(self.name, wanted) if wanted != set() else {}
+                lag = self._past_pending(lag)
                 if lag:
-                    behind = await self._round(lag)
+                    moves, behind = await self._prepare_round(lag)
+                    # Pipelined: this round was prepared while the last one was written.
+                    await self._finish_pending()
+                    self._pending = asyncio.create_task(self._apply(moves))
+                    self._ahead = {m.tenant_id: m.to_seq for m in moves}
                     # Look again at the tenants that were behind (cheap: only those).
                     self._dirty |= set(lag)
                     full = False
@@ -195,17 +207,44 @@ class LogFollower:
                         # (on SQLite the indexer's commits share the ingest writer).
                         await asyncio.sleep(self._pace_s)
                     continue
+                if self._pending is not None:
+                    await self._finish_pending()
+                    self._dirty |= set(self._ahead)
+                    self._ahead = {}
+                    continue  # positions moved: look again before saying "caught up"
                 if full:
                     self._release(self._looks)
                 full = await self._wait_for_work(rescan_at)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # e.g. a database outage: back off, then look at all
+                self._pending, self._ahead = None, {}
                 self.stats.errors += 1
                 self.stats.last_error = repr(exc)
-                log.warning("log follower failed a step", follower=self.name, error=repr(exc))
+                log.warning("log follower failed a round", follower=self.name, error=repr(exc))
                 await asyncio.sleep(self._retry_s)
                 full = True
+
+    def _past_pending(self, lag: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+        """Positions as they will be once the round being written is applied."""
+        if not self._ahead:
+            return lag
+        out: dict[str, tuple[int, int]] = {}
+        for tenant_id, (position, head) in lag.items():
+            position = max(position, self._ahead.get(tenant_id, position))
+            if position < head:
+                out[tenant_id] = (position, head)
+        return out
+
+    async def _finish_pending(self) -> None:
+        """Wait for the round being written; its errors surface here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            moved = await pending
+            # A tenant another process moved first: forget where we expected it to be.
+            for tenant_id in list(self._ahead):
+                if tenant_id not in moved:
+                    del self._ahead[tenant_id]
 
     def _release(self, look: int) -> None:
         """Wake the caught_up() callers that this full look answers."""
@@ -234,16 +273,15 @@ class LogFollower:
             except TimeoutError:
                 return True
 
-    async def _round(self, lag: dict[str, tuple[int, int]]) -> bool:
-        """Apply one range of each lagging tenant (up to round_events seqs in all) in one
-        transaction. True when some tenant is still behind afterwards."""
+    async def _prepare_round(self, lag: dict[str, tuple[int, int]]) -> tuple[list[Move], bool]:
+        """One range of each lagging tenant (up to round_events seqs in all), prepared;
+        and whether some tenant is still behind after them."""
         order = sorted(lag.items())
         turn = self._rounds % len(order)  # who goes first rotates: no tenant starves
         self._rounds += 1
         budget = self._round_events
         behind = False
         moves: list[Move] = []
-        began = time.perf_counter()
         for tenant_id, (position, head) in order[turn:] + order[:turn]:
             if budget <= 0:
                 behind = True
@@ -254,15 +292,18 @@ class LogFollower:
             prepared, skips = await self._handler.prepare(tenant_id, position, end)
             write = _writer(self._handler, tenant_id, position, end, prepared)
             moves.append(Move(tenant_id, position, end, skips, write))
-        prepared_at = time.perf_counter()
+        return moves, behind
+
+    async def _apply(self, moves: list[Move]) -> set[str]:
+        """Write a prepared round in one transaction; the tenants it moved."""
+        began = time.perf_counter()
         moved = await self._source.advance_follower(self.name, moves)
         log.debug(
             "follower round",
             follower=self.name,
             tenants=len(moves),
             seqs=sum(m.to_seq - m.from_seq for m in moves),
-            prepare_ms=round((prepared_at - began) * 1000, 1),
-            write_ms=round((time.perf_counter() - prepared_at) * 1000, 1),
+            write_ms=round((time.perf_counter() - began) * 1000, 1),
         )
         for move in moves:
             if move.tenant_id not in moved:
@@ -279,7 +320,7 @@ class LogFollower:
                     error=skip.error,
                 )
         self.stats.steps += 1
-        return behind
+        return moved
 
 
 def _writer(
