@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await store.start()
+        store.start_indexer()
         flusher = asyncio.create_task(_flush_key_usage(auth))
         signing = asyncio.create_task(signer.run() if settings.merkle else asyncio.sleep(0))
         log.info("trailkeep started", version=__version__, env=settings.env)

@@ -34,27 +34,34 @@ from trailkeep.app import build_store
 from trailkeep.config import Settings
 
 
-async def _writer_settings(settings: Settings, backend: str) -> dict[str, Any]:
+async def _writer_settings(settings: Settings, backend: str) -> list[dict[str, Any]]:
+    """The settings of every writer's connection (PostgreSQL runs several)."""
     store = build_store(settings)
     await store.start()
     try:
-        if backend == "sqlite":
-            return dict(
-                await store._writer.call(  # type: ignore[attr-defined]
-                    lambda c: {
-                        "synchronous": c.execute("PRAGMA synchronous").fetchone()[0],
-                        "journal_mode": c.execute("PRAGMA journal_mode").fetchone()[0],
-                    }
+        found = []
+        for writer in store._writers:  # type: ignore[attr-defined]
+            if backend == "sqlite":
+                found.append(
+                    await writer.call(
+                        lambda c: {
+                            "synchronous": c.execute("PRAGMA synchronous").fetchone()[0],
+                            "journal_mode": c.execute("PRAGMA journal_mode").fetchone()[0],
+                        }
+                    )
                 )
-            )
-        return dict(
-            await store._writer.call(  # type: ignore[attr-defined]
-                lambda c: {
-                    "synchronous_commit": c.execute("SHOW synchronous_commit").fetchone()[0],
-                    "fsync": c.execute("SHOW fsync").fetchone()[0],
-                }
-            )
-        )
+            else:
+                found.append(
+                    await writer.call(
+                        lambda c: {
+                            "synchronous_commit": c.execute("SHOW synchronous_commit").fetchone()[
+                                0
+                            ],
+                            "fsync": c.execute("SHOW fsync").fetchone()[0],
+                        }
+                    )
+                )
+        return found
     finally:
         await store.close()
 
@@ -68,13 +75,16 @@ def test_writer_connection_syncs_at_commit(backend: str, tmp_path: Path) -> None
     much) and fsync on.
     """
     settings = make_settings(tmp_path)
-    found = asyncio.run(_writer_settings(settings, backend))
-    if backend == "sqlite":
-        assert str(found["journal_mode"]).lower() == "wal", found
-        assert found["synchronous"] in (2, 3), f"writer synchronous is {found['synchronous']}"
-    else:
-        assert found["synchronous_commit"] in ("on", "remote_write", "remote_apply"), found
-        assert found["fsync"] == "on", found
+    writers = asyncio.run(_writer_settings(settings, backend))
+    assert writers, "no writer"
+    for found in writers:
+        if backend == "sqlite":
+            assert str(found["journal_mode"]).lower() == "wal", found
+            assert found["synchronous"] in (2, 3), f"writer synchronous is {found['synchronous']}"
+        else:
+            assert found["synchronous_commit"] in ("on", "remote_write", "remote_apply"), found
+            assert found["fsync"] == "on", found
+    assert len(writers) == (1 if backend == "sqlite" else settings.pg_writers)
 
 
 def test_sqlite_synchronous_setting_refuses_off_and_defaults_to_full() -> None:

@@ -126,7 +126,10 @@ def test_probes(world: World) -> None:
     r = world.client.get("/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
     r = world.client.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"status": "ready"}
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    indexer = r.json()["indexer"]
+    assert indexer["running"] is True and indexer["skipped"] == 0 and indexer["errors"] == 0
+    assert indexer["events"] >= 0
 
 
 def test_docs_page(world: World) -> None:

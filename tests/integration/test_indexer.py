@@ -123,3 +123,5 @@ def test_a_poisoned_event_is_skipped_recorded_and_does_not_stop_indexing(
         "/v1/events", params={"q": "alpha"}, headers=world.h("globex", "reader")
     ).json()["data"]
     assert [e["action"] for e in globex] == ["g.later"]
+    indexer = world.client.get("/readyz").json()["indexer"]  # counted where operators look
+    assert indexer["skipped"] == 1 and indexer["running"] is True

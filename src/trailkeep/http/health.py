@@ -30,7 +30,16 @@ async def healthz() -> dict[str, Any]:
     "/readyz",
     summary="Readiness: the database answers and the writer runs",
     responses={
-        200: {"content": {"application/json": {"example": {"status": "ready"}}}},
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "ready",
+                        "indexer": {"running": True, "events": 1200, "skipped": 0, "errors": 0},
+                    }
+                }
+            }
+        },
         503: {"description": "not ready; the error names the reason"},
     },
 )
@@ -41,4 +50,6 @@ async def readyz(svc: ServicesDep) -> Response:
         await svc.store.ping()
     except StoreUnavailable as exc:
         raise Unavailable(f"database not reachable: {exc.message}") from None
-    return json_response({"status": "ready"})
+    # The indexer is reported, not required: a lagging or failing indexer delays full
+    # text and stats, never ingest or filtered reads.
+    return json_response({"status": "ready", "indexer": svc.store.indexer_status()})

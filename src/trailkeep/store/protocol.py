@@ -59,9 +59,17 @@ class Store(Protocol):
     ) -> list[EventRow]: ...
 
     # data derived from the log (full text, stats rollups), kept by the indexer
+    def start_indexer(self) -> None:
+        """Start following the log (after start(); the server does, tools need not)."""
+        ...
+
     async def indexed_through(self, tenant_id: str) -> int:
         """The indexer's position: every event of the tenant with a lower seq is in the
         full-text index and the rollups (later ones may not be yet)."""
+        ...
+
+    def indexer_status(self) -> dict[str, Any]:
+        """This process's indexer: running, events applied, skipped, errors, last error."""
         ...
 
     async def index_skips(self, tenant_id: str) -> list[tuple[int, str]]:

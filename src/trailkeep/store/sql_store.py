@@ -70,12 +70,13 @@ class SharedSqlStore(ABC):
     # -- following the log -----------------------------------------------------------
     def _follow_with(self, handler: FollowerHandler) -> None:
         """Make the indexer (call in __init__, after the writer): it wakes up after each
-        commit of this process's writer; ``_start_following`` starts it."""
+        commit of this process's writer; ``start_indexer`` starts it."""
         self._indexer = LogFollower(INDEXER, self, handler)
         for writer in self._writers:
             writer.add_listener(self._indexer.notify)
 
-    def _start_following(self) -> None:
+    def start_indexer(self) -> None:
+        """Follow the log from now on (the server does; one-shot CLI commands do not)."""
         self._indexer.start()
 
     async def _stop_following(self) -> None:
@@ -108,6 +109,16 @@ class SharedSqlStore(ABC):
 
     async def index_skips(self, tenant_id: str) -> list[tuple[int, str]]:
         return await self._read(lambda c: positions.skipped(c, INDEXER, tenant_id))
+
+    def indexer_status(self) -> dict[str, Any]:
+        stats = self._indexer.stats
+        return {
+            "running": self._indexer.running,
+            "events": stats.events,
+            "skipped": stats.skipped,
+            "errors": stats.errors,
+            "last_error": stats.last_error,
+        }
 
     async def index_caught_up(self, timeout: float) -> bool:
         return await self._indexer.caught_up(timeout)

@@ -101,7 +101,6 @@ class PostgresStore(SharedSqlStore):
             await to_thread.run_sync(self._prepare)
         except psycopg.Error as exc:
             raise StoreUnavailable(f"cannot use {self.options.url.redacted}: {exc}") from None
-        self._start_following()
 
     def _prepare(self) -> None:
         with connect(self.options) as conn:

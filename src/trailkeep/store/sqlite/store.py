@@ -86,7 +86,6 @@ class SqliteStore(SharedSqlStore):
             raise StoreUnavailable(str(exc)) from None
         self._writer.start()
         self._checkpointer.start()
-        self._start_following()
 
     async def close(self) -> None:
         await self._stop_following()
