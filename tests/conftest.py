@@ -46,6 +46,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "auth_cache_seconds": 0.0,
         "signing_key": TEST_SIGNING_KEY,
         "checkpoint_interval_seconds": 0.05,
+        # The in-process app of each test tokenizes for SQLite's full-text index in a
+        # thread: a worker process per test would cost a spawn (~0.5 s) each.
+        # tests/integration/test_indexer.py and every e2e server use the process.
+        "index_processes": 0,
     }
     values.update(overrides)
     return Settings(**values)

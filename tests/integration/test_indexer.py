@@ -125,3 +125,24 @@ def test_a_poisoned_event_is_skipped_recorded_and_does_not_stop_indexing(
     assert [e["action"] for e in globex] == ["g.later"]
     indexer = world.client.get("/readyz").json()["indexer"]  # counted where operators look
     assert indexer["skipped"] == 1 and indexer["running"] is True
+
+
+@pytest.mark.sqlite_only  # the worker process tokenizes SQLite's full-text rows
+@pytest.mark.settings(index_processes=1)
+def test_the_tokenizer_process_indexes_what_a_thread_would(world: World) -> None:
+    r = world.client.post(
+        "/v1/events/batch",
+        json={
+            "events": [event("doc.read", f"u{i}", message=f"Zebra crossing {i}") for i in range(50)]
+        },
+        headers=world.h("acme", "writer"),
+    )
+    assert r.status_code == 200, r.text
+    found = world.client.get(
+        "/v1/events", params={"q": "zebra", "limit": 100}, headers=world.h("acme", "reader")
+    )
+    assert found.status_code == 200
+    assert sorted(e["message"] for e in found.json()["data"]) == sorted(
+        f"Zebra crossing {i}" for i in range(50)
+    )
+    assert int(found.headers[HEADER]) == 50

@@ -42,6 +42,11 @@ def _create_stage(conn: SqlConnection, postgres: bool) -> None:
         f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE_TARGETS} (tenant_id TEXT NOT NULL,"
         f" seq BIGINT NOT NULL, occurred_at BIGINT NOT NULL, target_type TEXT NOT NULL){keep}"
     )
+    if postgres:
+        # A generic plan made while the tables were small (a pooled connection keeps it)
+        # scanned every partition for each range once they were large: plan each range
+        # for its own bounds (the preload of 1M events slowed from 2,900 to 1,100/s).
+        conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
     # Emptied before each range: a round stages several tenants in one transaction.
     conn.execute(f"DELETE FROM {_STAGE_EVENTS}")
     conn.execute(f"DELETE FROM {_STAGE_TARGETS}")
