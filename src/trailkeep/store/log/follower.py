@@ -120,6 +120,7 @@ class LogFollower:
         self._retry_s = retry_s
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # set by caught_up(): cut a pause short
         self._looks = 0  # full looks started
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,6 +172,7 @@ class LogFollower:
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiters.append((self._looks + 1, waiter))
         self._wake.set()
+        self._hurry.set()
         try:
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
@@ -201,11 +203,11 @@ class LogFollower:
                     # Look again at the tenants that were behind (cheap: only those).
                     self._dirty |= set(lag)
                     full = False
-                    if not behind and not self._waiters:
+                    if not behind:
                         # Caught up with what this round saw: let the next events gather
                         # for a moment, so a round applies many of them in one commit
                         # (on SQLite the indexer's commits share the ingest writer).
-                        await asyncio.sleep(self._pace_s)
+                        await self._pause()
                     continue
                 if self._pending is not None:
                     await self._finish_pending()
@@ -224,6 +226,14 @@ class LogFollower:
                 log.warning("log follower failed a round", follower=self.name, error=repr(exc))
                 await asyncio.sleep(self._retry_s)
                 full = True
+
+    async def _pause(self) -> None:
+        """Wait pace_s, or less if somebody waits in caught_up()."""
+        if self._waiters:
+            return
+        self._hurry.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), self._pace_s)
 
     def _past_pending(self, lag: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
         """Positions as they will be once the round being written is applied."""
