@@ -4,6 +4,7 @@ stored events (nothing counted twice, nothing missing), on both backends."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -63,6 +64,22 @@ def _wait_indexed(url: str, token: str, size: int, timeout: float = 60.0) -> Non
         time.sleep(0.1)
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(p) for p in f.read().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
 def _problems(server: Server, tenant: str) -> list[str]:
     if backends.current_url is None:
         conn = sqlite3.connect(server.data_dir / "trailkeep.db")
@@ -93,11 +110,18 @@ def test_sigkill_while_indexing_loses_nothing_and_counts_nothing_twice(
         t.start()
     time.sleep(2.5)
     before = _indexed_to(server.url, seeded["a_reader"])
+    assert server.proc is not None
+    children = _children(server.proc.pid)  # SQLite: the tokenizer process and its tracker
     server.kill()
     stop.set()
     for t in threads:
         t.join(timeout=10)
     assert len(acked["a"]) > 200, "the load never got going"
+    # A server killed with SIGKILL cannot stop its workers: they must notice and exit.
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)], "worker processes outlived the server"
 
     server.start()
     for tenant in ("a", "b"):

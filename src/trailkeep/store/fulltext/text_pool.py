@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from anyio import to_thread
 
-from trailkeep.store.fulltext.text_worker import Problem, TextRow, texts_for
+from trailkeep.store.fulltext.text_worker import Problem, TextRow, exit_with_parent, texts_for
 
 
 class TextPool:
@@ -28,7 +29,12 @@ class TextPool:
         if self._executor is None:
             # spawn, not fork: the server has threads (a fork would copy their locks).
             context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self._processes, mp_context=context)
+            self._executor = ProcessPoolExecutor(
+                self._processes,
+                mp_context=context,
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._executor
 
     async def texts(

@@ -7,7 +7,10 @@ time from the requests. Imports only the standard library, orjson and trailkeep.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
+import time
 from typing import Any
 
 import orjson
@@ -17,6 +20,19 @@ from trailkeep.kit.fulltext import document_text, document_tokens
 TextRow = tuple[str, int, str]  # tenant_id, seq, the event's tokens (document_text)
 Problem = tuple[int, str]  # seq, what went wrong
 _connections: dict[str, sqlite3.Connection] = {}
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """The worker's initializer: end this process when the server that started it is gone.
+    A server killed with SIGKILL cannot stop its workers, and an orphan would wait on
+    its job queue for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def text_of(doc: dict[str, Any]) -> str:
