@@ -20,7 +20,6 @@ from trailkeep.store.derived.indexer import INDEXER
 from trailkeep.store.log import positions
 from trailkeep.store.log.follower import FollowerHandler, LogFollower, Move
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
-from trailkeep.store.log.positions import LogRow
 from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
@@ -85,10 +84,6 @@ class SharedSqlStore(ABC):
     async def log_lag(self, follower: str, tenants: set[str] | None) -> dict[str, tuple[int, int]]:
         pg = self.postgres
         return await self._read(lambda c: positions.log_lag(c, pg, follower, tenants))
-
-    async def read_log(self, tenant_id: str, from_seq: int, to_seq: int) -> list[LogRow]:
-        pg = self.postgres
-        return await self._read(lambda c: positions.read_log(c, pg, tenant_id, from_seq, to_seq))
 
     async def advance_follower(self, follower: str, moves: list[Move]) -> set[str]:
         pg = self.postgres

@@ -16,8 +16,9 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from trailkeep.kit.fulltext import document_text, document_tokens, document_tsvector_binary
+from trailkeep.kit.fulltext import document_tokens, document_tsvector_binary
 from trailkeep.store.connection import SqlConnection
+from trailkeep.store.fulltext.text_worker import TextRow
 
 TENANT_SHIFT = 40  # SQLite rowid of an event's row in events_fts: num << 40 | seq
 TSVECTOR_OID = 3614
@@ -62,14 +63,6 @@ def tenant_numbers(conn: SqlConnection, tenants: set[str]) -> dict[str, int]:
     if missing:
         raise RuntimeError(f"events of unknown tenants: {sorted(missing)}")
     return found
-
-
-TextRow = tuple[str, int, str]  # tenant_id, seq, the event's tokens (document_text)
-
-
-def text_row(tenant_id: str, seq: int, doc: dict[str, Any]) -> TextRow:
-    """SQLite: the row of one stored event (its parsed body) in events_fts."""
-    return (tenant_id, seq, document_text(document_tokens(doc)))
 
 
 def insert_sqlite_text(conn: SqlConnection, rows: Sequence[TextRow]) -> None:

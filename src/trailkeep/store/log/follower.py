@@ -25,13 +25,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
 from trailkeep.store.connection import SqlConnection
-from trailkeep.store.log.positions import LogRow, Skip
+from trailkeep.store.log.positions import Skip
 
 log = structlog.get_logger("trailkeep.follower")
 
@@ -72,10 +72,6 @@ class LogSource(Protocol):
         position: tenant -> (position, head)."""
         ...
 
-    async def read_log(self, tenant_id: str, from_seq: int, to_seq: int) -> list[LogRow]:
-        """The tenant's stored events with from_seq <= seq < to_seq, in seq order."""
-        ...
-
     async def advance_follower(self, follower: str, moves: list[Move]) -> set[str]:
         """In one transaction, for each move whose tenant's position is still its
         ``from_seq``: run its ``write``, record its skips, set the position to ``to_seq``.
@@ -91,7 +87,6 @@ class FollowerStats:
     conflicts: int = 0
     errors: int = 0
     last_error: str | None = None
-    started_at: float = field(default_factory=time.monotonic)
 
 
 class LogFollower:

@@ -70,7 +70,6 @@ class PostgresStore(SharedSqlStore):
             )
             for _ in range(writers)
         ]
-        self._writer = self._writers[0]  # the first writer's connection, for tools and tests
         self._follow_with(DerivedIndexer(postgres=True, texts=None))
         self._pool = psycopg_pool.ConnectionPool(
             options.url.libpq,
