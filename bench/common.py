@@ -42,6 +42,7 @@ from rich.console import Console
 from rowgen import LoadPlan
 from trailkeep.config import Settings
 from trailkeep.integrity.note import generate_signer
+from trailkeep.privacy.key_provider import new_master_key_text
 from trailkeep.store.urls import DatabaseUrlError, parse_database_url
 from workload import EventFactory, EventRowT, TargetRowT, Txn
 
@@ -316,6 +317,12 @@ def signing_key() -> str:
     return os.environ.get("TRAILKEEP_SIGNING_KEY") or generate_signer(LOG_HOST)[0]
 
 
+@functools.cache
+def privacy_key() -> str:
+    """The privacy master key of every server of this run (TRAILKEEP_PRIVACY_KEY)."""
+    return os.environ.get("TRAILKEEP_PRIVACY_KEY") or new_master_key_text()
+
+
 def _proc_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -344,6 +351,7 @@ class Server:
             "TRAILKEEP_LOG_LEVEL": os.environ.get("BENCH_SERVER_LOG_LEVEL", "WARNING"),
             "TRAILKEEP_DATA_DIR": str(self.log_path.parent),
             "TRAILKEEP_SIGNING_KEY": signing_key(),
+            "TRAILKEEP_PRIVACY_KEY": privacy_key(),
             **self.db.env(),
             **self.extra_env,
         }

@@ -24,12 +24,15 @@ from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.integrity.note import generate_signer
+from trailkeep.privacy.key_provider import new_master_key_text
 from trailkeep.tenants.models import TenantCreate
 from trailkeep.tenants.service import TenantService
 
 TENANTS = ("acme", "globex")
 # One checkpoint signing key for the whole run (as `trailkeep init` would create).
 TEST_SIGNING_KEY, TEST_VERIFIER_KEY = generate_signer("trailkeep.test")
+# ... and one privacy master key (databases made by one test may be opened by another).
+TEST_PRIVACY_KEY = new_master_key_text()
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -45,6 +48,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "log_level": "WARNING",
         "auth_cache_seconds": 0.0,
         "signing_key": TEST_SIGNING_KEY,
+        "privacy_key": TEST_PRIVACY_KEY,
         "checkpoint_interval_seconds": 0.05,
         # The in-process app of each test tokenizes for SQLite's full-text index in a
         # thread: a worker process per test would cost a spawn (~0.5 s) each.
@@ -67,7 +71,7 @@ async def _seed(settings: Settings) -> dict[str, dict[str, str]]:
         for tenant in TENANTS:
             await tenants.create(TenantCreate(id=tenant, display_name=tenant.title()))
             keys[tenant] = {}
-            for role in (Role.TENANT_ADMIN, Role.WRITER, Role.READER):
+            for role in (Role.TENANT_ADMIN, Role.WRITER, Role.READER, Role.AUDITOR):
                 keys[tenant][role.value] = (await auth.create_key(tenant, role, "t")).token
         return keys
     finally:

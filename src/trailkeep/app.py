@@ -27,6 +27,10 @@ from trailkeep.integrity import routes as integrity_routes
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.integrity.signing import CheckpointSigner
 from trailkeep.integrity.signing_keys import load_log_key
+from trailkeep.privacy import routes as subject_routes
+from trailkeep.privacy.key_provider import load_key_provider
+from trailkeep.privacy.service import PrivacyService
+from trailkeep.privacy.subjects import SubjectService
 from trailkeep.services import Services
 from trailkeep.stats import routes as stats_routes
 from trailkeep.stats.service import StatsService
@@ -105,17 +109,31 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or build_store(settings)
     tenants = TenantService(store)
     auth = AuthService(store, settings)
+    privacy = PrivacyService(
+        store, tenants, load_key_provider(settings), settings.privacy_key_cache_seconds
+    )
     events = EventService(
-        store, tenants, settings.limits, CursorCodec(settings.secret_key), settings.merkle
+        store, tenants, settings.limits, CursorCodec(settings.secret_key), privacy, settings.merkle
     )
     key = load_log_key(settings)
     integrity = IntegrityService(store, key)
     signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
-    services = Services(settings, store, auth, tenants, events, integrity, StatsService(store))
+    services = Services(
+        settings,
+        store,
+        auth,
+        tenants,
+        events,
+        integrity,
+        StatsService(store),
+        privacy,
+        SubjectService(store, privacy),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await store.start()
+        await privacy.check_master_key()
         store.start_indexer()
         flusher = asyncio.create_task(_flush_key_usage(auth))
         signing = asyncio.create_task(signer.run() if settings.merkle else asyncio.sleep(0))
@@ -149,6 +167,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(key_routes.router)
     app.include_router(integrity_routes.router)
     app.include_router(stats_routes.router)
+    app.include_router(subject_routes.router)
     if settings.bench_endpoints:
         app.include_router(bench_routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -72,7 +72,7 @@ async def initialize(store: Store, settings: Settings, *, demo: bool) -> InitRes
         demo_keys["platform_admin"] = platform.token
     else:
         demo_keys["platform_admin"] = result.admin_key
-    for role in (Role.TENANT_ADMIN, Role.WRITER, Role.READER):
+    for role in (Role.TENANT_ADMIN, Role.WRITER, Role.READER, Role.AUDITOR):
         created = await auth.create_key(DEMO_TENANT, role, f"demo {role.value}")
         demo_keys[role.value] = created.token
     _write_private(path, dumps(demo_keys))

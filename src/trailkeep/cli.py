@@ -18,6 +18,7 @@ from rich.table import Table
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.cli_search import search as search_command
+from trailkeep.cli_subjects import subject_app
 from trailkeep.cli_verify import verify as verify_command
 from trailkeep.config import ConfigError, Settings
 from trailkeep.errors import TrailkeepError
@@ -174,11 +175,13 @@ def init(
     once), optionally a demo tenant."""
     from trailkeep.bootstrap import initialize
     from trailkeep.integrity.signing_keys import ensure_log_key
+    from trailkeep.privacy.key_provider import ensure_key_file
 
     settings = load_settings(data_dir=data_dir, database_url=database_url, log_host=log_host)
     _migrate(settings)
     try:
         key, created = ensure_log_key(settings)
+        privacy_key = ensure_key_file(settings)
     except (ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
     result = _with_store(settings, lambda store: initialize(store, settings, demo=demo))
@@ -190,12 +193,18 @@ def init(
                 "demo": result.demo,
                 "log_host": key.host,
                 "signing_key_file": str(created) if created else None,
+                "privacy_key_file": str(privacy_key) if privacy_key else None,
             }
         )
         return
     console.print(f"database: {result.database}")
     if created is not None:
         console.print(f"checkpoint signing key created: {created} (mode 0600; back it up)")
+    if privacy_key is not None:
+        console.print(
+            f"privacy master key created: {privacy_key} (mode 0600; back it up: without it"
+            " no encrypted field can be read)"
+        )
     console.print(f"log host: {key.host} (tenant logs are {key.host}/t/<tenant_id>)")
     if result.admin_key:
         typer.echo(f"platform admin key (shown once): {result.admin_key}")
@@ -374,6 +383,7 @@ def key_revoke(
 
 
 app.command("verify")(verify_command)
+app.add_typer(subject_app, name="subject")
 app.command("search", context_settings={"ignore_unknown_options": True})(search_command)
 
 

@@ -223,6 +223,8 @@ class SearchClient:
             params["q"] = query
         if cursor:
             params["cursor"] = cursor
+        if spans:  # JSONL for `trailkeep verify`: the stored form, which the leaves hash
+            params["form"] = "stored"
         try:
             status, body = _get(self._http, self.url, params, "application/json", _MAX_PAGE_BYTES)
         except MonitorError as exc:
@@ -456,7 +458,8 @@ def search(
     every page; each page is printed as it arrives.
 
     --json prints only JSONL on stdout, one event per line, the bytes the server stores
-    (as GET /v1/events/{id} returns them, which `trailkeep verify` checks).
+    (sealed personal fields as ciphertext: GET /v1/events/{id}?form=stored), which
+    `trailkeep verify` checks. The table shows fields decrypted or masked for your role.
 
     Exit status: 0 done (also when nothing matched), 1 the search failed, 2 usage error
     or a query the server refused.

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     log_host: str = Field("localhost", description="Used only when init creates the key")
     # A tenant's tree is signed at most this often, and within this long of growing.
     checkpoint_interval_seconds: float = Field(1.0, ge=0.01, le=3600)
+    # Privacy (docs/privacy.md): the master key that wraps every tenant's data keys,
+    # given directly or in a file (default <data_dir>/privacy.key, created by init).
+    privacy_key: SecretStr | None = None
+    privacy_key_file: Path | None = None
+    # How long a process trusts what it read of a subject's key: an erasure made by
+    # another process takes effect there within this time (in-process: at once).
+    privacy_key_cache_seconds: float = Field(5.0, ge=0, le=300)
     # Exposes POST /v1/_bench/validate (validates, stores nothing) for bench/ingest.py.
     bench_endpoints: bool = False
     # bench/ingest.py's baseline for the cost of integrity: no canonical-form check, no
@@ -143,6 +150,10 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "signing.key"
+
+    @property
+    def resolved_privacy_key_file(self) -> Path:
+        return self.privacy_key_file or self.data_dir / "privacy.key"
 
     def database(self) -> DatabaseUrl:
         try:

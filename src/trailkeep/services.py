@@ -10,6 +10,8 @@ from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.events.service import EventService
 from trailkeep.integrity.service import IntegrityService
+from trailkeep.privacy.service import PrivacyService
+from trailkeep.privacy.subjects import SubjectService
 from trailkeep.stats.service import StatsService
 from trailkeep.store.protocol import Store
 from trailkeep.tenants.service import TenantService
@@ -24,6 +26,8 @@ class Services:
     events: EventService
     integrity: IntegrityService
     stats: StatsService
+    privacy: PrivacyService
+    subjects: SubjectService
 
 
 async def services(request: Request) -> Services:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TEST_SIGNING_KEY
+from tests.conftest import TEST_PRIVACY_KEY, TEST_SIGNING_KEY
 
 
 def free_port() -> int:
@@ -25,11 +25,14 @@ def free_port() -> int:
         return port
 
 
-def cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> Any:
+def cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, input_text: str = ""
+) -> Any:
     """Run the trailkeep CLI; parse its stdout as JSON when --json is among the args."""
     proc = subprocess.run(
         [sys.executable, "-m", "trailkeep.cli", *args],
         capture_output=True,
+        input=input_text,
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
@@ -70,6 +73,8 @@ class Server:
         if not (self.data_dir / "signing.key").exists():
             # Not made by `trailkeep init`: the run's test key, as an operator would set it.
             env.setdefault("TRAILKEEP_SIGNING_KEY", TEST_SIGNING_KEY)
+        if not (self.data_dir / "privacy.key").exists():
+            env.setdefault("TRAILKEEP_PRIVACY_KEY", TEST_PRIVACY_KEY)
         self.log_path = self.data_dir / "server.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -36,7 +36,7 @@ def test_every_command_has_help(args: tuple[str, ...]) -> None:
 def test_init_is_idempotent_and_demo_keys_work(tmp_path: Path) -> None:
     first = cli("init", "--data-dir", str(tmp_path), "--demo", "--json")
     assert first["admin_key"].startswith("tk_")
-    assert set(first["demo"]) == {"platform_admin", "tenant_admin", "writer", "reader"}
+    assert set(first["demo"]) == {"platform_admin", "tenant_admin", "writer", "reader", "auditor"}
     again = cli("init", "--data-dir", str(tmp_path), "--demo", "--json")
     assert again["admin_key"] is None  # shown once only
     assert again["demo"] == first["demo"]  # the demo credentials are shown again

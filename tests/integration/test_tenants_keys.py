@@ -11,7 +11,15 @@ from fastapi.testclient import TestClient
 from tests.conftest import GLOBEX_SECRET, World, auth, event, make_settings, seed_keys
 from trailkeep.app import create_app
 
-TENANT_FIELDS = {"id", "display_name", "retention_days", "legal_hold", "created_at", "updated_at"}
+TENANT_FIELDS = {
+    "id",
+    "display_name",
+    "retention_days",
+    "legal_hold",
+    "privacy",
+    "created_at",
+    "updated_at",
+}
 KEY_FIELDS = {"id", "tenant_id", "role", "name", "created_at", "revoked_at", "last_used_at"}
 NON_ADMIN_ROLES = ("tenant_admin", "writer", "reader")
 
@@ -332,7 +340,7 @@ def test_tenant_admin_cannot_create_keys_elsewhere_or_admin_keys(world: World) -
         assert world.client.post(keys_url("acme"), json=bad, headers=ta).status_code == 422
     globex = world.client.get(keys_url("globex"), headers=world.admin).json()["data"]
     acme = world.client.get(keys_url("acme"), headers=world.admin).json()["data"]
-    assert len(globex) == 3 and len(acme) == 3
+    assert len(globex) == 4 and len(acme) == 4  # the seeded keys, one per tenant role
 
 
 @pytest.mark.parametrize("role", ["writer", "reader"])

@@ -13,11 +13,20 @@ P = Permission
 # The rules, written out: what each role may do.
 ALLOWED = {
     Role.ADMIN: set(Permission),
-    Role.TENANT_ADMIN: {P.INGEST, P.READ, P.MANAGE_KEYS, P.VIEW_TENANT},
+    Role.TENANT_ADMIN: {
+        P.INGEST,
+        P.READ,
+        P.MANAGE_KEYS,
+        P.VIEW_TENANT,
+        P.READ_SUBJECTS,
+        P.ERASE_SUBJECTS,
+        P.MANAGE_PRIVACY,
+    },
     Role.WRITER: {P.INGEST},
     Role.READER: {P.READ, P.VIEW_TENANT},
+    Role.AUDITOR: {P.READ, P.VIEW_TENANT, P.READ_SUBJECTS},
 }
-TENANT_ROLES = [Role.TENANT_ADMIN, Role.WRITER, Role.READER]
+TENANT_ROLES = [Role.TENANT_ADMIN, Role.WRITER, Role.READER, Role.AUDITOR]
 
 
 def tenant_principal(*roles: Role, tenant: str = "acme") -> Principal:

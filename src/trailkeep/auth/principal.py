@@ -13,6 +13,7 @@ class Role(StrEnum):
     TENANT_ADMIN = "tenant_admin"  # one tenant: read, write, manage its keys
     WRITER = "writer"  # one tenant: ingest only
     READER = "reader"  # one tenant: read only
+    AUDITOR = "auditor"  # one tenant: read, verify, export, subject reports; no keys
 
 
 class Permission(StrEnum):
@@ -21,15 +22,29 @@ class Permission(StrEnum):
     MANAGE_KEYS = "manage_keys"
     VIEW_TENANT = "view_tenant"
     MANAGE_TENANTS = "manage_tenants"
+    READ_SUBJECTS = "read_subjects"  # data-subject access reports
+    ERASE_SUBJECTS = "erase_subjects"
+    MANAGE_PRIVACY = "manage_privacy"  # the tenant's redaction/encryption settings
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.TENANT_ADMIN: frozenset(
-        {Permission.INGEST, Permission.READ, Permission.MANAGE_KEYS, Permission.VIEW_TENANT}
+        {
+            Permission.INGEST,
+            Permission.READ,
+            Permission.MANAGE_KEYS,
+            Permission.VIEW_TENANT,
+            Permission.READ_SUBJECTS,
+            Permission.ERASE_SUBJECTS,
+            Permission.MANAGE_PRIVACY,
+        }
     ),
     Role.WRITER: frozenset({Permission.INGEST}),
     Role.READER: frozenset({Permission.READ, Permission.VIEW_TENANT}),
+    # Whether a role reads personal fields decrypted is the tenant's setting
+    # (privacy/settings.py: reveal_to), not a permission here.
+    Role.AUDITOR: frozenset({Permission.READ, Permission.VIEW_TENANT, Permission.READ_SUBJECTS}),
 }
 
 

@@ -163,6 +163,7 @@ def check_event(event: EventIn, limits: Limits) -> list[Problem]:
         _length(problems, ["targets", index, "name"], target.name, name_cap)
     _length(problems, ["resource_type"], event.resource_type, name_cap)
     _length(problems, ["resource_id"], event.resource_id, name_cap)
+    _length(problems, ["subject_id"], event.subject_id, name_cap)
     context = event.context
     if context is not None:
         _length(problems, ["context", "request_id"], context.request_id, name_cap)

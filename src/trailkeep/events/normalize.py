@@ -89,6 +89,8 @@ def _client_document(event: EventIn, occurred_us: int | None) -> dict[str, Any]:
         doc["changes"] = _fields(event.changes)
     if event.metadata is not None:
         doc["metadata"] = event.metadata
+    if event.subject_id is not None:
+        doc["subject_id"] = event.subject_id  # privacy/service.py moves it to "subject"
     return doc
 
 

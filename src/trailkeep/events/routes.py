@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
@@ -39,6 +39,16 @@ from trailkeep.query.request import parse_request_query
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
+REDACTED_HEADER = "Trailkeep-Redacted"  # field paths the redaction rules changed
+FormParam = Annotated[
+    Literal["shown", "stored"],
+    Query(
+        description="`shown` (default): personal fields decrypted or masked for your role"
+        " (docs/privacy.md). `stored`: the stored form, sealed fields as ciphertext: the"
+        " bytes whose hash is the event's Merkle leaf, what `trailkeep verify` checks."
+    ),
+]
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
@@ -69,10 +79,12 @@ async def post_event(request: Request, principal: CurrentPrincipal, svc: Service
     principal.require(Permission.INGEST)
     body = await read_body(request, svc.settings.limits.max_event_bytes)
     event = parse_event(body)
-    result = await svc.events.ingest_one(event, principal)
+    result, redacted = await svc.events.ingest_one(event, principal)
+    headers = {REDACTED_HEADER: ",".join(redacted)} if redacted else {}
     if result.status == "duplicate":
-        return JSONBytes(result.body, status_code=200, headers={"Idempotent-Replayed": "true"})
-    return JSONBytes(result.body, status_code=201)
+        headers["Idempotent-Replayed"] = "true"
+        return JSONBytes(result.body, status_code=200, headers=headers)
+    return JSONBytes(result.body, status_code=201, headers=headers)
 
 
 def _item_json(outcome: ItemOutcome) -> dict[str, Any]:
@@ -91,6 +103,8 @@ def _item_json(outcome: ItemOutcome) -> dict[str, Any]:
     result = outcome.result
     assert result is not None
     item: dict[str, Any] = {"index": outcome.index, "status": result.status, "seq": result.seq}
+    if outcome.redacted:
+        item["redacted"] = outcome.redacted
     if result.status == "conflict":
         item["error"] = {
             "code": "idempotency_conflict",
@@ -146,8 +160,10 @@ async def get_event(
     principal: CurrentPrincipal,
     svc: ServicesDep,
     tenant_id: Annotated[str | None, Query(description="Platform admins only")] = None,
+    form: FormParam = "shown",
 ) -> Response:
-    return JSONBytes(await svc.events.get(principal, tenant_id, event_id))
+    body = await svc.events.get(principal, tenant_id, event_id, stored=form == "stored")
+    return JSONBytes(body)
 
 
 def _text_param(name: str, value: str | None) -> str | None:
@@ -245,6 +261,7 @@ async def list_events(
     outcome: Annotated[str | None, Query(examples=["failure"])] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    form: FormParam = "shown",
 ) -> Response:
     scoped = principal.scope(Permission.READ, tenant_id)
     if principal.is_platform_admin:
@@ -261,8 +278,10 @@ async def list_events(
         outcome=outcome,
     )
     query = parse_request_query(q, resolved_at)
-    flt = event_filter(scoped, QueryTerms((*terms, *query.terms)))
-    page = await svc.events.list(flt, cursor, limit, resolved_at)
+    searched = await svc.events.searchable(scoped, (*terms, *query.terms))
+    flt = event_filter(scoped, QueryTerms(tuple(searched)))
+    viewer = None if form == "stored" else principal
+    page = await svc.events.list(flt, cursor, limit, resolved_at, viewer=viewer)
     # Stored bodies are spliced in as they are: no parse, no re-serialization.
     body = b'{"data":[' + b",".join(r.body for r in page.rows) + b'],"next_cursor":'
     body += dumps(page.next_cursor) + b"}"

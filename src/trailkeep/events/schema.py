@@ -98,6 +98,9 @@ class EventIn(_In):
     context: ContextIn | None = None
     changes: ChangesIn | None = None
     metadata: dict[str, Any] | None = None
+    # The data subject whose key seals the personal fields (docs/privacy.md); the
+    # actor's id when absent. A pseudonymous id, stored in clear: never an email.
+    subject_id: Short | None = None
 
 
 class BatchIn(_In):

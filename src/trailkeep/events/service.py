@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from trailkeep.auth.principal import Permission, Principal
 from trailkeep.config import Limits
@@ -24,8 +25,10 @@ from trailkeep.events.normalize import (
 )
 from trailkeep.events.parsing import parse_batch
 from trailkeep.events.schema import EventIn
+from trailkeep.kit.query_ast import Term
 from trailkeep.kit.text import check_text
 from trailkeep.kit.timeutil import format_us, now_us, to_us
+from trailkeep.privacy.service import PrivacyService
 from trailkeep.query.filter import EventFilter
 from trailkeep.store.models import AppendResult, EventDraft, EventRow, PageKey
 from trailkeep.store.protocol import Store
@@ -49,6 +52,7 @@ class ItemOutcome:
     index: int
     result: AppendResult | None = None
     error: TrailkeepError | None = None
+    redacted: list[str] | None = None  # field paths the redaction rules changed
 
 
 @dataclass(slots=True)
@@ -77,9 +81,11 @@ class EventService:
         tenants: TenantService,
         limits: Limits,
         cursors: CursorCodec,
+        privacy: PrivacyService,
         merkle: bool = True,
     ) -> None:
         self._store = store
+        self._privacy = privacy
         self._merkle = merkle  # False only in bench/ingest.py's baseline
         self._tenants = tenants
         self._limits = limits
@@ -131,16 +137,21 @@ class EventService:
         await self._tenant_for(event, principal, set())
         self.validate(event, now_us())
 
-    async def ingest_one(self, event: EventIn, principal: Principal) -> AppendResult:
+    async def ingest_one(
+        self, event: EventIn, principal: Principal
+    ) -> tuple[AppendResult, list[str]]:
+        """The stored event (as ``principal`` may see it) and the field paths redacted."""
         received = now_us()
         draft = await self._prepare(event, principal, received, format_us(received), set())
+        (redacted,) = await self._privacy.protect(draft.tenant_id, [draft])
         (result,) = await self._store.append_events([draft])
         if result.status == "conflict":
             raise IdempotencyConflict(
                 f"event id '{draft.id}' was already used with a different body",
                 details={"id": draft.id, "seq": result.seq},
             )
-        return result
+        (shown,) = await self._privacy.present(principal, draft.tenant_id, [result.body])
+        return replace(result, body=shown), redacted
 
     def parse_batch(self, body: bytes) -> list[EventIn | TrailkeepError]:
         return parse_batch(body, self._limits.max_batch_events)
@@ -169,6 +180,15 @@ class EventService:
                 raise
             except TrailkeepError as exc:
                 outcome.error = _located(exc, outcome.index)
+        by_tenant: dict[str, list[int]] = {}
+        for position, draft in enumerate(drafts):
+            by_tenant.setdefault(draft.tenant_id, []).append(position)
+        for tenant_id, positions in by_tenant.items():
+            group = [drafts[p] for p in positions]
+            for p, redacted in zip(
+                positions, await self._privacy.protect(tenant_id, group), strict=True
+            ):
+                draft_owner[p].redacted = redacted
         if drafts:
             results = await self._store.append_events(drafts)
             for owner, result in zip(draft_owner, results, strict=True):
@@ -176,7 +196,11 @@ class EventService:
         return outcomes
 
     # -- reading -------------------------------------------------------------------
-    async def get(self, principal: Principal, tenant: str | None, event_id: str) -> bytes:
+    async def get(
+        self, principal: Principal, tenant: str | None, event_id: str, *, stored: bool = False
+    ) -> bytes:
+        """The event as ``principal`` may see it, or (``stored``) its stored form: the
+        bytes its Merkle leaf hashes, sealed fields as ciphertext."""
         tenant_id = principal.scope(Permission.READ, tenant)
         # An id that ingest would have refused (NUL, lone surrogate, too long) names no
         # stored event; PostgreSQL could not even compare it.
@@ -188,15 +212,29 @@ class EventService:
         if body is None:
             # The same answer whether the id is unknown or belongs to another tenant.
             raise NotFound(f"event '{event_id}' not found")
-        return body
+        if stored:
+            return body
+        (shown,) = await self._privacy.present(principal, tenant_id, [body])
+        return shown
 
     def cursor_now(self, cursor: str | None) -> int | None:
         """The time relative times resolve against on a page after the first."""
         return self._cursors.pinned_now(cursor) if cursor else None
 
+    async def searchable(self, tenant_id: str, terms: Sequence[Term]) -> list[Term]:
+        return await self._privacy.searchable(tenant_id, terms)
+
     async def list(
-        self, flt: EventFilter, cursor: str | None, limit: int, resolved_at: int = 0
+        self,
+        flt: EventFilter,
+        cursor: str | None,
+        limit: int,
+        resolved_at: int = 0,
+        *,
+        viewer: Principal | None = None,
     ) -> Page:
+        """A page of events; presented for ``viewer`` (privacy/masking.py), or in their
+        stored form when ``viewer`` is None."""
         after = self._cursors.decode(flt, cursor) if cursor else None
         indexed = await self._store.indexed_through(flt.tenant_id) if flt.text else None
         rows = await self._store.list_events(flt, after, limit)
@@ -206,4 +244,7 @@ class EventService:
             next_cursor = self._cursors.encode(
                 flt, PageKey(last.occurred_at, last.seq), resolved_at
             )
+        if viewer is not None and rows:
+            shown = await self._privacy.present(viewer, flt.tenant_id, [r.body for r in rows])
+            rows = [replace(r, body=b) for r, b in zip(rows, shown, strict=True)]
         return Page(rows, next_cursor, indexed)

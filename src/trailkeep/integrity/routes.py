@@ -109,7 +109,7 @@ async def list_checkpoints(
     description=(
         "RFC 9162 inclusion proof of the event's leaf (its `seq`) in the tree of `size`"
         " leaves, by default the latest checkpoint's. The leaf is SHA-256(0x00 ||"
-        " RFC 8785 bytes of the event as `GET /v1/events/{id}` returns it)."
+        " RFC 8785 bytes of the event as `GET /v1/events/{id}?form=stored` returns it)."
     ),
     response_model=InclusionProofOut,
     responses=_ERRORS,
@@ -122,7 +122,8 @@ async def get_inclusion_proof(
     tenant_id: TenantParam = None,
 ) -> Response:
     tenant = await _tenant(principal, svc, tenant_id)
-    body = await svc.events.get(principal, tenant, event_id)  # the same 404 as reading it
+    # The same 404 as reading it; the stored form is what the leaf hashes.
+    body = await svc.events.get(principal, tenant, event_id, stored=True)
     return json_response(await svc.integrity.inclusion(tenant, event_id, body, size))
 
 

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from trailkeep.kit.sealed import is_sealed
+
 MAX_TOKEN_CHARS = 64
 MAX_TOKENS = 1024
 # Not alphanumeric, so no query token equals it; non-ASCII, so FTS5's ascii tokenizer
@@ -57,6 +59,8 @@ def _metadata_texts(value: Any) -> Iterator[str]:
     elif isinstance(value, int | float):
         yield str(value)
     elif isinstance(value, dict):
+        if is_sealed(value):  # ciphertext: never indexed (docs/privacy.md)
+            return
         for item in value.values():
             yield from _metadata_texts(item)
     elif isinstance(value, list):

@@ -19,6 +19,7 @@ TEXT_FIELDS = (
     "actor.id",
     "actor.type",
     "actor.name",
+    "actor.email",
     "target.type",
     "target.id",
     "outcome",

@@ -11,6 +11,7 @@ from trailkeep.auth.principal import Permission
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import INDEXED_TO_HEADER, json_response
+from trailkeep.kit.query_ast import Query as QueryTerms
 from trailkeep.kit.timeutil import now_us
 from trailkeep.query.request import parse_request_query
 from trailkeep.stats.service import MAX_BUCKETS, Interval
@@ -71,5 +72,7 @@ async def get_stats(
         await svc.tenants.require_exists(scoped)
     now = now_us()
     query = parse_request_query(q, now)
+    # Terms on sealed fields match by blind index, as in GET /v1/events.
+    query = QueryTerms(tuple(await svc.events.searchable(scoped, query.terms)))
     answer = await svc.stats.stats(scoped, query, group_by, interval, top, now)
     return json_response(answer, headers={INDEXED_TO_HEADER: str(answer["indexed_to_seq"])})

@@ -66,6 +66,8 @@ class TenantRecord:
     legal_hold: bool
     created_at: int
     updated_at: int
+    # The tenant's privacy settings as stored (JSON object); None: the defaults.
+    privacy: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -89,6 +91,32 @@ class CheckpointRecord:
     root_hash: bytes
     note: str
     signed_at: int
+
+
+@dataclass(slots=True, frozen=True)
+class SubjectKey:
+    """One generation of a subject's data key. ``wrapped`` is the key wrapped by the
+    tenant's KEK, None once erased; a subject has at most one live (unerased) key."""
+
+    tenant_id: str
+    key_id: str
+    subject_id: str
+    wrapped: bytes | None
+    created_at: int
+    erased_at: int | None = None
+    erased_by: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class SubjectStats:
+    """The tenant's indexed events that carry the subject (``*_at``: occurred_at, µs)."""
+
+    subject_id: str
+    events: int
+    first_seq: int
+    last_seq: int
+    first_at: int
+    last_at: int
 
 
 @dataclass(slots=True, frozen=True)

@@ -16,6 +16,8 @@ from trailkeep.store.models import (
     PageKey,
     StatsRequest,
     StatsResult,
+    SubjectKey,
+    SubjectStats,
     TenantRecord,
     TreeHead,
 )
@@ -53,6 +55,10 @@ class Store(Protocol):
     async def append_events(self, drafts: list[EventDraft]) -> list[AppendResult]: ...
 
     async def get_event(self, tenant_id: str, event_id: str) -> bytes | None: ...
+
+    async def get_event_at(self, tenant_id: str, seq: int) -> bytes | None:
+        """The stored body of the tenant's event with that seq (None: there is none)."""
+        ...
 
     async def list_events(
         self, flt: EventFilter, after: PageKey | None, limit: int
@@ -130,3 +136,49 @@ class Store(Protocol):
     async def revoke_key(self, key_id: str, tenant_id: str | None, at: int) -> bool: ...
 
     async def touch_keys(self, last_used: dict[str, int]) -> None: ...
+
+    # privacy: subjects' data keys, the tenant's index key, events per subject
+    async def live_subject_keys(
+        self, tenant_id: str, subject_ids: list[str]
+    ) -> dict[str, SubjectKey]:
+        """subject_id -> live (not erased) key, for each subject that has one."""
+        ...
+
+    async def add_subject_keys(
+        self, tenant_id: str, keys: list[SubjectKey]
+    ) -> dict[str, SubjectKey]:
+        """In one transaction, store each candidate whose subject has no live key; then
+        subject_id -> the live key of every candidate's subject. An existing key wins,
+        so processes racing to create a subject's key all get the same one."""
+        ...
+
+    async def subject_keys_by_id(self, tenant_id: str, key_ids: list[str]) -> dict[str, SubjectKey]:
+        """key_id -> key for the keys named, erased ones included (``wrapped`` None)."""
+        ...
+
+    async def subject_key_history(self, tenant_id: str, subject_id: str) -> list[SubjectKey]:
+        """Every generation of the subject's key, oldest first."""
+        ...
+
+    async def erase_subject_keys(
+        self, tenant_id: str, subject_id: str, at: int, by: str
+    ) -> list[SubjectKey]:
+        """Erase the subject's live key(s) (wrapped key dropped, erased_at/by set); the
+        keys erased by this call in their new state ([]: none was live)."""
+        ...
+
+    async def tenant_index_key(self, tenant_id: str) -> bytes | None:
+        """The tenant's index key, wrapped by its KEK."""
+        ...
+
+    async def add_tenant_index_key(self, tenant_id: str, wrapped: bytes, at: int) -> bytes:
+        """Store it unless the tenant has one; returns the stored one (existing wins)."""
+        ...
+
+    async def sample_tenant_index_key(self) -> tuple[str, bytes] | None:
+        """Any one (tenant_id, wrapped index key): the start-up check of the KEK."""
+        ...
+
+    async def subject_stats(self, tenant_id: str, subject_id: str) -> SubjectStats | None:
+        """The subject's indexed events (up to ``indexed_through``), None: none."""
+        ...

@@ -1,6 +1,7 @@
 """The Store methods both backends share: appending through the group-commit writer,
 readiness, following the log (the indexer of full text and stats, log/follower.py),
-and the SQL of events by id and by page, tenants and API keys. A backend supplies its
+and the SQL of events by id and by page, tenants and API keys, and privacy's keys and
+counts. A backend supplies its
 writer, its indexer's handler, how a read and a write run (``_read``, ``_write``), its
 read dialect and its list of tenant data tables."""
 
@@ -29,9 +30,12 @@ from trailkeep.store.models import (
     PageKey,
     StatsRequest,
     StatsResult,
+    SubjectKey,
+    SubjectStats,
     TenantRecord,
     TreeHead,
 )
+from trailkeep.store.privacy import keys_sql
 from trailkeep.store.protocol import TreeView
 from trailkeep.store.reads import events, pages
 from trailkeep.store.stats import reads as stats_reads
@@ -134,6 +138,10 @@ class SharedSqlStore(ABC):
         dialect = self.dialect
         return await self._read(lambda c: pages.get_event(c, dialect, tenant_id, event_id))
 
+    async def get_event_at(self, tenant_id: str, seq: int) -> bytes | None:
+        dialect = self.dialect
+        return await self._read(lambda c: pages.get_event_at(c, dialect, tenant_id, seq))
+
     async def list_events(
         self, flt: EventFilter, after: PageKey | None, limit: int
     ) -> list[EventRow]:
@@ -210,3 +218,47 @@ class SharedSqlStore(ABC):
 
     async def touch_keys(self, last_used: dict[str, int]) -> None:
         await self._write(lambda c: tenants_and_keys.touch_keys(c, last_used))
+
+    # -- privacy: subject keys, tenant index keys, events per subject ----------------
+    # Writes run in a transaction of their own: on SQLite on the writer thread (between
+    # group commits), on PostgreSQL on a pooled connection.
+    async def live_subject_keys(
+        self, tenant_id: str, subject_ids: list[str]
+    ) -> dict[str, SubjectKey]:
+        if not subject_ids:
+            return {}
+        return await self._read(lambda c: keys_sql.live_subject_keys(c, tenant_id, subject_ids))
+
+    async def add_subject_keys(
+        self, tenant_id: str, keys: list[SubjectKey]
+    ) -> dict[str, SubjectKey]:
+        if not keys:
+            return {}
+        return await self._write(lambda c: keys_sql.add_subject_keys(c, tenant_id, keys))
+
+    async def subject_keys_by_id(self, tenant_id: str, key_ids: list[str]) -> dict[str, SubjectKey]:
+        if not key_ids:
+            return {}
+        return await self._read(lambda c: keys_sql.subject_keys_by_id(c, tenant_id, key_ids))
+
+    async def subject_key_history(self, tenant_id: str, subject_id: str) -> list[SubjectKey]:
+        return await self._read(lambda c: keys_sql.subject_key_history(c, tenant_id, subject_id))
+
+    async def erase_subject_keys(
+        self, tenant_id: str, subject_id: str, at: int, by: str
+    ) -> list[SubjectKey]:
+        return await self._write(
+            lambda c: keys_sql.erase_subject_keys(c, tenant_id, subject_id, at, by)
+        )
+
+    async def tenant_index_key(self, tenant_id: str) -> bytes | None:
+        return await self._read(lambda c: keys_sql.tenant_index_key(c, tenant_id))
+
+    async def add_tenant_index_key(self, tenant_id: str, wrapped: bytes, at: int) -> bytes:
+        return await self._write(lambda c: keys_sql.add_tenant_index_key(c, tenant_id, wrapped, at))
+
+    async def sample_tenant_index_key(self) -> tuple[str, bytes] | None:
+        return await self._read(keys_sql.sample_tenant_index_key)
+
+    async def subject_stats(self, tenant_id: str, subject_id: str) -> SubjectStats | None:
+        return await self._read(lambda c: keys_sql.subject_stats(c, tenant_id, subject_id))

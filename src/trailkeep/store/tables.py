@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
@@ -82,6 +83,9 @@ def _define(backend: Backend) -> MetaData:
         Column("created_at", BigInteger, nullable=False),
         Column("updated_at", BigInteger, nullable=False),
         *tenant_num,
+        # The tenant's privacy settings as JSON (NULL: the defaults); migration 0007 on
+        # SQLite, 0006 on PostgreSQL, after ``num``.
+        Column("privacy", Text, nullable=True),
     )
     Table(
         "api_keys",
@@ -183,6 +187,7 @@ def _define(backend: Backend) -> MetaData:
     )
     _rollups(md, backend)
     _followers(md, backend)
+    _privacy(md, backend)
     if pg:
         Table(
             "event_ids",
@@ -251,6 +256,64 @@ def _followers(md: MetaData, backend: Backend) -> None:
     )
 
 
+def _privacy(md: MetaData, backend: Backend) -> None:
+    """Per-subject data keys, the tenant's index key and per-subject event counts
+    (store/privacy/keys_sql.py; migration 0007 on SQLite, 0006 on PostgreSQL)."""
+    clustered: dict[str, Any] = {} if backend == "postgresql" else {"sqlite_with_rowid": False}
+    # Only the live keys: an erased key keeps its row (what was erased, when, by whom),
+    # and the subject may then get a new one, its next generation.
+    live = text("erased_at IS NULL")
+    Table(
+        "subject_keys",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("key_id", _text(backend, 64), nullable=False),
+        Column("subject_id", _text(backend, 256), nullable=False),
+        # The subject's data key wrapped by the tenant's KEK; NULL once erased.
+        Column("wrapped", LargeBinary, nullable=True),
+        Column("created_at", BigInteger, nullable=False),
+        Column("erased_at", BigInteger, nullable=True),
+        Column("erased_by", String(256), nullable=True),
+        PrimaryKeyConstraint("tenant_id", "key_id", name="pk_subject_keys"),
+        # At most one live key per subject: the arbiter of concurrent first writes
+        # (ON CONFLICT ... WHERE erased_at IS NULL DO NOTHING), so racers agree on one.
+        Index(
+            "ux_subject_keys_live",
+            "tenant_id",
+            "subject_id",
+            unique=True,
+            sqlite_where=live,
+            postgresql_where=live,
+        ),
+        Index("ix_subject_keys_subject", "tenant_id", "subject_id", "created_at"),
+        **clustered,
+    )
+    Table(
+        "tenant_keys",
+        md,
+        Column("tenant_id", _text(backend, 64), primary_key=True),
+        # The key of the tenant's blind indexes, wrapped by its KEK.
+        Column("wrapped", LargeBinary, nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        **clustered,
+    )
+    # Events per subject, counted by the indexer after commit (store/privacy/subject_counts.py).
+    Table(
+        "subject_stats",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("subject_id", _text(backend, 256), nullable=False),
+        Column("events", BigInteger, nullable=False),
+        Column("first_seq", BigInteger, nullable=False),
+        Column("last_seq", BigInteger, nullable=False),
+        # Earliest and latest occurred_at of the subject's events (µs).
+        Column("first_at", BigInteger, nullable=False),
+        Column("last_at", BigInteger, nullable=False),
+        PrimaryKeyConstraint("tenant_id", "subject_id", name="pk_subject_stats"),
+        **clustered,
+    )
+
+
 _ROLLUP_TYPES: dict[str, Any] = {
     "action": lambda b: _text(b, 128),
     "severity": lambda b: Integer(),
@@ -273,6 +336,9 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         *(spec.table for spec in ROLLUPS),
         "log_positions",
         "log_skips",
+        "tenant_keys",
+        "subject_keys",
+        "subject_stats",
     ),
     "postgresql": (
         *(spec.table for spec in ROLLUPS),
@@ -284,6 +350,9 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         "events",
         "merkle_tiles",
         "tenant_seqs",
+        "tenant_keys",
+        "subject_keys",
+        "subject_stats",
     ),
 }
 

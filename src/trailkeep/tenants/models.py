@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from trailkeep.kit.text import check_text
+from trailkeep.privacy.settings import PrivacySettings
 
 TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -24,6 +25,7 @@ class TenantCreate(BaseModel):
     display_name: DisplayName | None = None
     retention_days: RetentionDays | None = None
     legal_hold: bool = False
+    privacy: PrivacySettings | None = None
 
 
 class TenantUpdate(BaseModel):
@@ -34,6 +36,8 @@ class TenantUpdate(BaseModel):
     display_name: DisplayName | None = None
     retention_days: RetentionDays | None = None
     legal_hold: bool | None = None
+    # Members given replace the current ones; the others stay (docs/privacy.md).
+    privacy: PrivacySettings | None = None
 
 
 _TENANT_EXAMPLE: dict[str, Any] = {
@@ -41,6 +45,11 @@ _TENANT_EXAMPLE: dict[str, Any] = {
     "display_name": "Acme Corp",
     "retention_days": 365,
     "legal_hold": False,
+    "privacy": {
+        "redaction": [{"detector": "card", "action": "mask"}],
+        "encrypt": ["actor.name", "actor.email", "context.ip_address", "context.user_agent"],
+        "reveal_to": ["tenant_admin", "auditor"],
+    },
     "created_at": "2026-11-02T09:30:00.000000Z",
     "updated_at": "2026-11-02T09:30:00.000000Z",
 }
@@ -52,6 +61,7 @@ class TenantOut(BaseModel):
     display_name: str
     retention_days: int | None
     legal_hold: bool
+    privacy: dict[str, Any]  # the effective settings, defaults filled in
     created_at: str
     updated_at: str
 

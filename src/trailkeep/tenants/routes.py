@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
-from trailkeep.errors import NotFound
+from trailkeep.errors import Forbidden, NotFound
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.tenants.models import TenantCreate, TenantList, TenantOut, TenantUpdate
@@ -63,8 +63,15 @@ async def get_tenant(tenant_id: str, principal: CurrentPrincipal, svc: ServicesD
 async def update_tenant(
     tenant_id: str, body: TenantUpdate, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Any:
-    principal.require(Permission.MANAGE_TENANTS)
-    return to_out(await svc.tenants.update(tenant_id, body))
+    if not principal.can(Permission.MANAGE_TENANTS):
+        # A tenant admin may set its own tenant's privacy settings, and nothing else.
+        if body.model_fields_set - {"privacy"}:
+            raise Forbidden("a tenant credential may change only the tenant's privacy settings")
+        principal.require(Permission.MANAGE_PRIVACY)
+        _visible(principal, tenant_id)
+    updated = to_out(await svc.tenants.update(tenant_id, body))
+    svc.privacy.forget_policy(tenant_id)
+    return updated
 
 
 @router.delete(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from trailkeep.errors import Conflict, NotFound
 from trailkeep.kit.timeutil import format_us, now_us
 from trailkeep.kit.ttl_cache import TtlCache
+from trailkeep.privacy.settings import effective, merged
 from trailkeep.store.models import TenantRecord
 from trailkeep.store.protocol import Store
 from trailkeep.tenants.models import TenantCreate, TenantOut, TenantUpdate
@@ -18,6 +19,7 @@ def to_out(record: TenantRecord) -> TenantOut:
         display_name=record.display_name,
         retention_days=record.retention_days,
         legal_hold=record.legal_hold,
+        privacy=effective(record.privacy),
         created_at=format_us(record.created_at),
         updated_at=format_us(record.updated_at),
     )
@@ -38,6 +40,7 @@ class TenantService:
             legal_hold=body.legal_hold,
             created_at=now,
             updated_at=now,
+            privacy=None if body.privacy is None else merged(None, body.privacy),
         )
         if await self._store.get_tenant(body.id) is None and (
             await self._store.latest_checkpoint(body.id) is not None
@@ -62,7 +65,10 @@ class TenantService:
         return await self._store.list_tenants(after, limit)
 
     async def update(self, tenant_id: str, body: TenantUpdate) -> TenantRecord:
-        changes = body.model_dump(exclude_unset=True)
+        changes = body.model_dump(exclude_unset=True, exclude={"privacy"})
+        if body.privacy is not None:
+            current = await self.get(tenant_id)
+            changes["privacy"] = merged(current.privacy, body.privacy)
         if "display_name" in changes and changes["display_name"] is None:
             del changes["display_name"]
         if "legal_hold" in changes and changes["legal_hold"] is None:

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from trailkeep.kit import jsonutil
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.models import ApiKeyRecord, TenantRecord
 
-_TENANT_COLUMNS = "id, display_name, retention_days, legal_hold, created_at, updated_at"
+_TENANT_COLUMNS = "id, display_name, retention_days, legal_hold, created_at, updated_at, privacy"
 _KEY_COLUMNS = "id, tenant_id, role, name, secret_hash, created_at, revoked_at, last_used_at"
-_TENANT_UPDATABLE = {"display_name", "retention_days", "legal_hold", "updated_at"}
+_TENANT_UPDATABLE = {"display_name", "retention_days", "legal_hold", "updated_at", "privacy"}
+
+
+def _privacy_text(privacy: dict[str, Any] | None) -> str | None:
+    # TEXT, not the bytes orjson writes: SQLite would store bytes as a BLOB.
+    return None if privacy is None else jsonutil.dumps(privacy).decode()
 
 
 def _tenant(row: tuple[Any, ...]) -> TenantRecord:
-    return TenantRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+    privacy = None if row[6] is None else jsonutil.loads(row[6])
+    return TenantRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], privacy)
 
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
@@ -26,8 +33,17 @@ def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
 
 def insert_tenant(conn: SqlConnection, t: TenantRecord) -> bool:
     cur = conn.execute(
-        f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-        (t.id, t.display_name, t.retention_days, t.legal_hold, t.created_at, t.updated_at),
+        f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
+        " ON CONFLICT (id) DO NOTHING",
+        (
+            t.id,
+            t.display_name,
+            t.retention_days,
+            t.legal_hold,
+            t.created_at,
+            t.updated_at,
+            _privacy_text(t.privacy),
+        ),
     )
     return bool(cur.rowcount == 1)
 
@@ -48,11 +64,14 @@ def select_tenants(conn: SqlConnection, after: str | None, limit: int) -> list[T
 
 
 def update_tenant(conn: SqlConnection, tenant_id: str, changes: dict[str, Any]) -> bool:
+    """Set the named columns; ``privacy`` takes the settings object (None: the defaults)."""
     unknown = set(changes) - _TENANT_UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {sorted(unknown)}")
     if not changes:
         return select_tenant(conn, tenant_id) is not None
+    if "privacy" in changes:
+        changes = {**changes, "privacy": _privacy_text(changes["privacy"])}
     assignments = ", ".join(f"{name} = ?" for name in changes)
     cur = conn.execute(
         f"UPDATE tenants SET {assignments} WHERE id = ?", (*changes.values(), tenant_id)

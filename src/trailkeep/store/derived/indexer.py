@@ -1,11 +1,13 @@
 """The indexer: the follower (log/follower.py) that keeps the data derived from the log,
-the full-text rows and the stats rollups, off the acknowledging commit.
+the full-text rows, the stats rollups and the events per subject, off the acknowledging
+commit.
 
 Per range of one tenant's log, ``prepare`` makes SQLite's full-text rows in a process
 of its own (fulltext/text_pool.py: tokenizing is the one step that must be Python), and
 ``write``, inside the transaction that moves the indexer's position, inserts them and
-counts the range into every rollup in SQL (stats/range_counts.py). No Python runs per
-event in the server's interpreter, so indexing takes no interpreter time from requests.
+counts the range into every rollup and into subject_stats in SQL (stats/range_counts.py,
+privacy/subject_counts.py). No Python runs per event in the server's interpreter, so
+indexing takes no interpreter time from requests.
 
 PostgreSQL keeps its tsvector in the event row (written at commit): its indexer only
 counts. Everything is computed from the stored events, so the indexer, the migrations'
@@ -19,6 +21,7 @@ from trailkeep.store.fulltext.index_rows import insert_sqlite_text
 from trailkeep.store.fulltext.text_pool import TextPool
 from trailkeep.store.fulltext.text_worker import TextRow
 from trailkeep.store.log.positions import Skip
+from trailkeep.store.privacy.subject_counts import count_subjects
 from trailkeep.store.stats.range_counts import count_staged, stage_range
 
 INDEXER = "index"  # the indexer's name in log_positions
@@ -27,13 +30,17 @@ INDEXER = "index"  # the indexer's name in log_positions
 def count_range(
     conn: SqlConnection, postgres: bool, tenant_id: str, from_seq: int, to_seq: int
 ) -> None:
-    """Add the tenant's events [from_seq, to_seq) to every rollup (caller's transaction)."""
+    """Add the tenant's events [from_seq, to_seq) to every rollup and to the counts per
+    subject (caller's transaction). The indexer and the bulk loads (which move its
+    position past what they load) both count here, so neither misses subject_stats."""
     stage_range(conn, postgres, tenant_id, from_seq, to_seq)
     count_staged(conn, postgres)
+    # After stage_range: on PostgreSQL it set the custom plans this range query needs.
+    count_subjects(conn, postgres, tenant_id, from_seq, to_seq)
 
 
 class DerivedIndexer:
-    """The FollowerHandler of the full-text rows and the stats rollups."""
+    """The FollowerHandler of the full-text rows, the stats rollups and subject_stats."""
 
     def __init__(self, postgres: bool, texts: TextPool | None) -> None:
         self._postgres = postgres

@@ -42,7 +42,12 @@ COLUMNS = {
 # Query fields read from the body: their JSON path (keys).
 BODY_PATHS = {
     "actor.name": ("actor", "name"),
+    "actor.email": ("actor", "email"),
     "request_id": ("context", "request_id"),
+    # Sealed fields are matched by their blind index (privacy/search.py).
+    "actor.name.bi": ("actor", "name", "bi"),
+    "actor.email.bi": ("actor", "email", "bi"),
+    "context.ip_address.bi": ("context", "ip_address", "bi"),
 }
 TARGET_KEYS = {"target.type": "type", "target.id": "id"}
 SQLITE_IP_FUNCTION = "trailkeep_ip_in"

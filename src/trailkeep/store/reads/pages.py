@@ -61,6 +61,23 @@ def get_event(
     return None if row is None else bytes(row[0])
 
 
+def get_event_at(
+    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, seq: int
+) -> bytes | None:
+    """The stored body of the tenant's event with ``seq`` (None: no such event)."""
+    if dialect.partitioned:
+        # event_ids gives the row's occurred_at, so only its partition is read.
+        sql = (
+            "SELECT e.body FROM event_ids i JOIN events e ON e.tenant_id = i.tenant_id"
+            " AND e.occurred_at = i.occurred_at AND e.seq = i.seq"
+            " WHERE i.tenant_id = ? AND i.seq = ?"
+        )
+    else:
+        sql = "SELECT body FROM events WHERE tenant_id = ? AND seq = ?"
+    row = conn.execute(sql, (tenant_id, seq)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 @dataclass(frozen=True)
 class PagePlan:
     """How a page is read (plan_page)."""

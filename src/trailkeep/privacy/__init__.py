@@ -1,0 +1,1 @@
+"""Privacy: redaction at ingest, sealed personal fields, masking by role, erasure."""
