@@ -556,7 +556,7 @@ def test_unusable_rules_raise_rule_error(rule: dict[str, str], problem: str) -> 
         {},
     ],
 )
-def test_exactly_one_of_path_detector_pattern(members: dict[str, str]) -> None:
+def test_exactly_one_of_path_detector_pattern(members: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="exactly one of path, detector or pattern"):
         RedactionRule.model_validate({**members, "action": "drop"})
     unchecked = RedactionRule.model_construct(**members, action="drop")

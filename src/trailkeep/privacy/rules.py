@@ -232,7 +232,10 @@ def _pattern_pass(pattern: str, action: Action, index: int) -> Pass:
     try:
         regex = re2.compile(pattern, re2_options())
     except re2.error as exc:
-        raise RuleError(f"the pattern is not valid RE2 syntax: {exc}", index) from None
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):  # the wrapper passes RE2's message through as bytes
+            detail = detail.decode("utf-8", "replace")
+        raise RuleError(f"the pattern is not valid RE2 syntax: {detail}", index) from None
     for probe in _EMPTY_PROBES:
         if any(m.start() == m.end() for m in regex.finditer(probe)):
             raise RuleError("the pattern matches the empty string", index)
