@@ -18,6 +18,8 @@ from tests import backends
 from tests.conftest import World, event
 from trailkeep.cli import app as cli_app
 from trailkeep.kit import merkle
+from trailkeep.kit.canonical import canonical_json
+from trailkeep.kit.hashing import digest16
 
 CARD = "4111 1111 1111 1111"
 JWT = (
@@ -38,6 +40,13 @@ def personal(actor: str = "u_ada", **extra: Any) -> dict[str, Any]:
         "context": {"ip_address": IP, "user_agent": AGENT, "request_id": "req-1"},
         **extra,
     }
+
+
+def normalised_client_document(body: dict[str, Any]) -> dict[str, Any]:
+    """What the retry fingerprint covers: the client's fields, defaults filled in."""
+    doc = {"targets": [], "outcome": "success", "severity": "INFO", **body}
+    doc["actor"] = {"type": "user", **body["actor"]}
+    return doc
 
 
 def raw_database(world: World) -> bytes:
@@ -108,6 +117,9 @@ def test_default_rules_redact_secrets_before_storing_and_report_paths(world: Wor
     raw = raw_database(world)
     for secret in (CARD, CARD.replace(" ", ""), JWT, AWS_KEY, EMAIL, NAME, AGENT):
         assert secret.encode() not in raw, secret
+    # Nor can the retry fingerprint test a guess of them: it is keyed.
+    unkeyed = digest16(canonical_json(normalised_client_document(body)))
+    assert unkeyed not in raw and unkeyed.hex().encode() not in raw
     world.assert_globex_untouched()
 
 

@@ -168,6 +168,11 @@ class PrivacyService:
         index_key = await self.index_key(tenant_id)
         redact_key = hmac.new(index_key, b"trailkeep/redact/v1", hashlib.sha256).digest()
         redacted = [policy.rules.apply(draft.doc, redact_key) for draft in drafts]
+        for draft in drafts:
+            # The retry fingerprint hashes what the client sent, secrets and personal
+            # fields included: keyed, it cannot be used to test guesses of them offline.
+            mac = hmac.new(index_key, b"trailkeep/request/v1" + draft.request_hash, "sha256")
+            draft.request_hash = mac.digest()[:16]
         subjects: list[str | None] = []
         for draft in drafts:
             subject = _subject_of(draft.doc)
