@@ -43,8 +43,9 @@ class WriterSession(Protocol):
         """Store ``drafts`` in one transaction: committed, or rolled back and raised."""
         ...
 
-    def run(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(connection)`` in one transaction of its own."""
+    def run(self, fn: Callable[[Any], T], changes_log: bool) -> T:
+        """Run ``fn(connection)`` in one transaction of its own; ``changes_log`` says it
+        may change the tenants' logs (seqs, tree), which the session may have cached."""
         ...
 
     def lost_connection(self, exc: BaseException) -> bool:
@@ -68,6 +69,7 @@ class _CallJob:
     fn: Callable[[Any], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    changes_log: bool
 
 
 _STOP = object()
@@ -154,13 +156,16 @@ class GroupCommitWriter:
         # the job is queued, and _settle skips futures that are already done.
         return await future
 
-    async def call(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(conn)`` on the writer thread inside its own transaction."""
+    async def call(self, fn: Callable[[Any], T], *, changes_log: bool = False) -> T:
+        """Run ``fn(conn)`` on the writer thread inside its own transaction.
+
+        ``changes_log``: ``fn`` may change a log (delete a tenant's events): the
+        session then forgets the seqs and tree nodes it keeps between commits."""
         if not self.alive:
             raise WriterUnavailable("the database writer is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_CallJob(fn, loop, future))
+        self._queue.put(_CallJob(fn, loop, future, changes_log))
         return await future
 
     # -- the thread ----------------------------------------------------------------
@@ -242,7 +247,7 @@ class GroupCommitWriter:
     def _run_call(self, job: _CallJob) -> None:
         pair: list[_Outcome]
         try:
-            result = self._session.run(job.fn)
+            result = self._session.run(job.fn, job.changes_log)
             pair = [(job.future, result, None)]
         except Exception as exc:
             pair = [(job.future, None, exc)]

@@ -59,8 +59,8 @@ class PgWriterSession:
             self._partitions.forget()
             raise
 
-    def run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        conn = self._connection()
+    def run(self, fn: Callable[[psycopg.Connection[Any]], T], changes_log: bool) -> T:
+        conn = self._connection()  # nothing cached across transactions: changes_log is moot
         with conn.transaction():
             return fn(conn)
 

@@ -131,9 +131,11 @@ class SqliteStore(SharedSqlStore):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"database read failed: {exc}") from exc
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], *, changes_log: bool = False
+    ) -> T:
         try:
-            return await self._writer.call(fn)
+            return await self._writer.call(fn, changes_log=changes_log)
         except WriterUnavailable as exc:
             raise StoreUnavailable(str(exc)) from exc
         except sqlite3.Error as exc:
@@ -164,4 +166,4 @@ class SqliteStore(SharedSqlStore):
                 )
             return tenants_and_keys.delete_tenant(conn, tenant_id, tables)
 
-        return await self._write(delete)
+        return await self._write(delete, changes_log=True)

@@ -60,11 +60,11 @@ class SqliteWriterSession:
             )
         )
 
-    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def run(self, fn: Callable[[sqlite3.Connection], T], changes_log: bool) -> T:
         result = self._transaction(fn)
-        # Admin writes (e.g. deleting a tenant) may change what seqs come next.
-        self._seqs.clear()
-        self._tree.clear()
+        if changes_log:  # e.g. a deleted tenant: its seqs start again from 0
+            self._seqs.clear()
+            self._tree.clear()
         return result
 
     def lost_connection(self, exc: BaseException) -> bool:
