@@ -110,7 +110,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     tenants = TenantService(store)
     auth = AuthService(store, settings)
     privacy = PrivacyService(
-        store, tenants, load_key_provider(settings), settings.privacy_key_cache_seconds
+        store,
+        tenants.privacy_settings,
+        load_key_provider(settings),
+        settings.privacy_key_cache_seconds,
     )
     events = EventService(
         store, tenants, settings.limits, CursorCodec(settings.secret_key), privacy, settings.merkle

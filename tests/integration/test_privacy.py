@@ -405,3 +405,25 @@ def test_custom_rules_and_catastrophic_patterns_are_safe(world: World) -> None:
     # The tenant's rules replaced the defaults: a card number is kept now.
     r = world.post("acme", event(id="c2", metadata={"card": CARD}))
     assert r.json()["metadata"]["card"] == CARD
+
+
+def test_a_reader_never_sees_plaintext_personal_fields_on_any_endpoint(world: World) -> None:
+    world.post("acme", personal(id="p1"))
+    world.post("acme", personal(id="p2", metadata={"note": "plain"}))
+    values = {"event_id": "p1", "tenant_id": "acme", "subject_id": "u_ada", "key_id": "x"}
+    params = {"group_by": "actor", "from": 0, "size": 2}
+    seen = 0
+    for path, operations in world.client.get("/openapi.json").json()["paths"].items():
+        if "get" not in operations or "{" in path.replace("{event_id}", "").replace(
+            "{tenant_id}", ""
+        ).replace("{subject_id}", ""):
+            continue
+        url = path.format(**values)
+        for role in ("reader", "writer"):
+            r = world.client.get(url, params=params, headers=world.h("acme", role))
+            for secret in (EMAIL, NAME, IP, AGENT, "Lovelace"):
+                assert secret not in r.text, (url, role, secret)
+            seen += r.status_code == 200
+    assert seen >= 8, "the walk must reach the reading endpoints"
+    r = world.client.get("/v1/events/p1", headers=world.h("acme", "reader"))
+    assert r.status_code == 200 and r.json()["actor"]["email"] == "a***@example.com"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -33,7 +33,6 @@ from trailkeep.privacy.search import blind_terms
 from trailkeep.privacy.settings import Policy, compile_policy
 from trailkeep.store.models import EventDraft, SubjectKey
 from trailkeep.store.protocol import Store
-from trailkeep.tenants.service import TenantService
 
 _POLICY_TTL = 2.0
 INDEX_KEY_PURPOSE = "index-key"
@@ -47,10 +46,17 @@ def _subject_key_purpose(key_id: str) -> str:
 
 class PrivacyService:
     def __init__(
-        self, store: Store, tenants: TenantService, provider: KeyProvider, key_ttl: float
+        self,
+        store: Store,
+        settings_of: Callable[[str], Awaitable[dict[str, Any] | None]],
+        provider: KeyProvider,
+        key_ttl: float,
     ) -> None:
+        """``settings_of(tenant_id)``: the tenant's stored privacy settings (the tenants
+        service answers it; passed in so that privacy does not import tenants, whose
+        API models use privacy's settings model)."""
         self._store = store
-        self._tenants = tenants
+        self._settings_of = settings_of
         self._provider = provider
         self._policies: TtlCache[str, Policy] = TtlCache(_POLICY_TTL)
         self._index_keys: dict[str, bytes] = {}
@@ -77,7 +83,7 @@ class PrivacyService:
     # -- settings ------------------------------------------------------------------
     async def policy(self, tenant_id: str) -> Policy:
         async def load() -> Policy:
-            return compile_policy((await self._tenants.get(tenant_id)).privacy)
+            return compile_policy(await self._settings_of(tenant_id))
 
         return await self._policies.get(tenant_id, load)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from trailkeep.errors import Conflict, NotFound
 from trailkeep.kit.timeutil import format_us, now_us
 from trailkeep.kit.ttl_cache import TtlCache
@@ -85,6 +87,10 @@ class TenantService:
         if not await self._store.delete_tenant(tenant_id):
             raise NotFound(f"tenant '{tenant_id}' not found")
         self._known.forget(tenant_id)
+
+    async def privacy_settings(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's stored privacy settings (None: the defaults); 404 if no tenant."""
+        return (await self.get(tenant_id)).privacy
 
     async def require_exists(self, tenant_id: str) -> None:
         """404 unless the tenant exists (cached for a moment: this runs on every ingest)."""
