@@ -14,7 +14,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"role": "writer", "name": "backend"}]}
     )
-    role: Role = Field(description="tenant_admin, writer or reader")
+    role: Role = Field(description="tenant_admin, writer, reader or auditor")
     name: Annotated[str, Field(min_length=1, max_length=256), AfterValidator(check_text)] = (
         "unnamed"
     )

@@ -63,7 +63,7 @@ def mask_value(path: str, value: Any) -> Any:
     return f"{value[:1]}***" if len(value) > 1 else "***"
 
 
-def sealed_key_ids(doc: dict[str, Any]) -> str | None:
+def subject_key_id(doc: dict[str, Any]) -> str | None:
     subject = doc.get(SUBJECT_MEMBER)
     if isinstance(subject, dict) and isinstance(subject.get("key"), str):
         return str(subject["key"])
@@ -71,7 +71,7 @@ def sealed_key_ids(doc: dict[str, Any]) -> str | None:
 
 
 def _open(doc: dict[str, Any], sealed: dict[str, Any], path: str, viewer: Viewer) -> Any:
-    key_id = sealed_key_ids(doc)
+    key_id = subject_key_id(doc)
     aead = viewer.key_of(key_id) if key_id is not None else None
     if aead is None:
         return ERASED

@@ -30,9 +30,7 @@ def _segments(term: TextMatch) -> tuple[str, ...] | None:
     return None
 
 
-def _exact(
-    field: str, pattern: str, values: Sequence[str], index_key: bytes
-) -> tuple[TextValue, ...]:
+def _exact(pattern: str, values: Sequence[str], index_key: bytes) -> tuple[TextValue, ...]:
     return tuple(TextValue(blind_index(index_key, pattern, v)) for v in values)
 
 
@@ -54,7 +52,7 @@ def blind_terms(terms: Sequence[Term], policy: Policy, index_key: bytes) -> list
             if any(v.prefix for v in term.values):
                 raise _refuse(term.field, "a prefix with '*'")
             pattern = ".".join(segments)
-            values = _exact(term.field, pattern, [v.text for v in term.values], index_key)
+            values = _exact(pattern, [v.text for v in term.values], index_key)
             out.append(TextMatch(pattern + BLIND_SUFFIX, values, term.negated))
         elif isinstance(term, IpMatch) and _IP_PATH in sealed:
             single = [n for n in term.networks if n.num_addresses == 1]
@@ -62,7 +60,7 @@ def blind_terms(terms: Sequence[Term], policy: Policy, index_key: bytes) -> list
                 raise _refuse("ip", "an address range")
             pattern = ".".join(_IP_PATH)
             addresses = [str(n.network_address) for n in single]
-            values = _exact("ip", pattern, addresses, index_key)
+            values = _exact(pattern, addresses, index_key)
             out.append(TextMatch(pattern + BLIND_SUFFIX, values, term.negated))
         else:
             out.append(term)

@@ -26,7 +26,7 @@ from trailkeep.kit.timeutil import now_us
 from trailkeep.kit.ttl_cache import TtlCache
 from trailkeep.privacy.key_cache import ExpiringMap
 from trailkeep.privacy.key_provider import KeyProvider, KeyUnavailable
-from trailkeep.privacy.masking import Viewer, present, sealed_key_ids
+from trailkeep.privacy.masking import Viewer, present, subject_key_id
 from trailkeep.privacy.paths import locate
 from trailkeep.privacy.sealing import associated_data, seal
 from trailkeep.privacy.search import blind_terms
@@ -218,7 +218,7 @@ class PrivacyService:
             return bodies
         policy = await self.policy(tenant_id)
         docs = [orjson.loads(body) for body in bodies]
-        needed = {k for doc in docs if (k := sealed_key_ids(doc)) is not None}
+        needed = {k for doc in docs if (k := subject_key_id(doc)) is not None}
         keys = await self.keys_by_id(tenant_id, needed) if needed else {}
         viewer = Viewer(tenant_id, reveal, policy.encrypt, keys.get)
         return [
