@@ -89,6 +89,11 @@ database is left as the run ends; --data-dir then holds only the server logs. On
 backends the OS page cache is flushed (sync) before each server starts, so that no
 phase pays for the writes of the one before.
 
+The code: this file sets up the run and drives the phases; bench/ingest_args.py reads the
+command line, bench/ingest_checks.py makes the checks, bench/ingest_raw.py writes the raw
+baselines, bench/ingest_run.py holds the run's state and its report, and
+bench/ingest_watch.py what is watched besides the load.
+
 Run it (full scale, takes several minutes; ~1.2 KB of disk per event, ~2 GB in all):
 
     .venv/bin/python bench/ingest.py
@@ -117,9 +122,7 @@ import orjson
 from common import (
     Database,
     Server,
-    add_output_args,
     build_request,
-    check_database_url,
     create_admin_key,
     create_keys,
     create_tenants,
@@ -128,16 +131,15 @@ from common import (
     remove_tree,
     result_console,
 )
+from ingest_args import parse_args
+from ingest_checks import checkpoint_checks, derived_checks, final_checks, tree_checks, verify_phase
+from ingest_raw import phase_raw
 from ingest_run import (
     BATCH_SIZE,
     NO_INTEGRITY,
-    RAW_KINDS,
-    RAW_SIZES,
     Run,
     acked_total,
     grow_slice,
-    raw_key,
-    raw_label,
     render,
     round_name,
     summary,
@@ -148,140 +150,12 @@ from pg_load import PgDatabase
 from rowgen import LoadPlan
 from sqlite_load import SqliteDatabase
 from trailkeep.kit.timeutil import now_us
-from trees import checkpoint_problems
-from workload import EventFactory, Txn
+from workload import EventFactory
 
-PHASES = ("empty", NO_INTEGRITY, "preloaded", "single", "raw", "grown", "grown-single")
-ALIASES = {
-    "batch": ("empty", "preloaded"),
-    "integrity": ("empty", NO_INTEGRITY),
-    "grow": ("grown", "grown-single"),
-    "all": PHASES,
-}
 BODIES_PER_CLIENT = 8
 # Seconds from run_load's call to its start line (loadgen._drive): 0.3 in this process,
 # 2.0 with worker processes. The lag sampler starts when the measurement does.
 LOAD_LEAD_S = {True: 2.0, False: 0.3}
-
-
-# -- arguments ------------------------------------------------------------------------------
-
-
-def parse_phases(value: str) -> tuple[str, ...]:
-    chosen: list[str] = []
-    for name in (part.strip() for part in value.split(",") if part.strip()):
-        if name in ALIASES:
-            chosen.extend(ALIASES[name])
-        elif name in PHASES:
-            chosen.append(name)
-        else:
-            raise argparse.ArgumentTypeError(
-                f"unknown phase {name!r}; choose from {', '.join((*PHASES, *ALIASES))}"
-            )
-    return tuple(p for p in PHASES if p in chosen)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Trailkeep ingest benchmark (see the docstring of bench/ingest.py).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per phase")
-    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
-    p.add_argument("--concurrency-batch", type=int, default=16, help="batch clients")
-    p.add_argument("--concurrency-single", type=int, default=64, help="single-event clients")
-    p.add_argument("--preload", type=int, default=1_000_000, help="events before phase b")
-    p.add_argument("--tenants", type=int, default=10, help="tenants (preload and clients)")
-    p.add_argument(
-        "--raw-rows",
-        type=int,
-        default=200_000,
-        help="rows pre-built per raw run (a raw run also stops at --duration)",
-    )
-    p.add_argument(
-        "--only",
-        type=parse_phases,
-        default=PHASES,
-        help=f"comma-separated: empty, {NO_INTEGRITY}, preloaded, single, raw, grown,"
-        f" grown-single, batch (= empty,preloaded), integrity (= empty,{NO_INTEGRITY}),"
-        " grow (= grown,grown-single), all",
-    )
-    p.add_argument(
-        "--grow-events",
-        type=int,
-        default=300_000,
-        help="events the grown phase sends into an empty database (batches of 100)",
-    )
-    p.add_argument(
-        "--grow-max-seconds",
-        type=float,
-        default=300.0,
-        help="the grown phase also stops after this many seconds",
-    )
-    p.add_argument(
-        "--grow-slice",
-        type=int,
-        default=None,
-        help="events per reported slice of the grown phase (default 50,000, or a fifth of"
-        " --grow-events when that is less)",
-    )
-    p.add_argument(
-        "--lag-interval",
-        type=float,
-        default=0.25,
-        help="seconds between lag probes (one event each) during the batch phases",
-    )
-    p.add_argument(
-        "--catch-up-timeout",
-        type=float,
-        default=300.0,
-        help="seconds the indexer may take to catch up after a phase",
-    )
-    p.add_argument(
-        "--check-derived",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="after each server, recompute full text and stats from the events and compare"
-        " (trailkeep.store.derived.check; skipped above --check-derived-max events)",
-    )
-    p.add_argument(
-        "--check-derived-max",
-        type=int,
-        default=2_000_000,
-        help="events in a database above which --check-derived skips it (with a note)",
-    )
-    p.add_argument(
-        "--integrity-rounds",
-        type=int,
-        default=1,
-        help=f"runs of the pair empty + {NO_INTEGRITY}, alternating which goes first",
-    )
-    p.add_argument(
-        "--client-procs",
-        type=int,
-        default=1,
-        help="load-generator processes (1 is enough: see 'client CPU')",
-    )
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="where to put the SQLite databases and the server logs (kept); default a "
-        "temp dir, removed",
-    )
-    p.add_argument("--keep", action="store_true", help="keep the temp dir")
-    add_output_args(p)
-    args = p.parse_args(argv)
-    args.pg_url = check_database_url(args.database_url)
-    if not args.only:
-        p.error("--only selected no phase")
-    if args.tenants < 1 or args.concurrency_batch < 1 or args.concurrency_single < 1:
-        p.error("--tenants and the concurrencies must be at least 1")
-    if args.integrity_rounds < 1:
-        p.error("--integrity-rounds must be at least 1")
-    if args.grow_events < BATCH_SIZE or (args.grow_slice is not None and args.grow_slice < 1):
-        p.error(f"--grow-events must be at least {BATCH_SIZE} and --grow-slice at least 1")
-    return args
 
 
 # -- set-up ----------------------------------------------------------------------------
@@ -490,30 +364,6 @@ def catch_up(
     )
 
 
-def verify_phase(run: Run, name: str, result: dict[str, Any]) -> None:
-    failures = result["non_2xx_total"] + result["connection_errors"]
-    detail = f"{result['non_2xx_total']} non-2xx, {result['connection_errors']} errors"
-    if result["error_samples"]:
-        detail += f"; first: {result['error_samples'][0]}"
-    run.check(f"{name}: every answer 2xx", failures == 0, detail)
-    acked, stored = acked_total(result), result["stored_events"]
-    probes = f" ({result['probe_events']} of them lag probes)" if result["probe_events"] else ""
-    run.check(
-        f"{name}: stored == acknowledged",
-        acked == stored,
-        f"{stored:,} stored, {acked:,} acknowledged{probes}",
-    )
-    lag = result.get("lag")
-    if lag is not None:
-        run.check(
-            f"{name}: every lag probe found and indexed",
-            lag["timeouts"] == 0 and lag["error_count"] == 0,
-            f"{lag['samples']} probes, {lag['timeouts']} not within 60 s,"
-            f" {lag['error_count']} errors"
-            + (f"; first: {lag['errors'][0]}" if lag["errors"] else ""),
-        )
-
-
 # -- phases ----------------------------------------------------------------------------------
 
 
@@ -631,114 +481,6 @@ def phase_grown(run: Run) -> None:
     final_checks(run, db, expected=expected, label="grown")
     derived_checks(run, db, "grown")
     tree_checks(run, db, "grown")
-
-
-def derived_checks(run: Run, db: Database, label: str) -> None:
-    """Full text and stats recomputed from the events, per tenant (the server stopped)."""
-    if not run.args.check_derived:
-        return
-    total = db.count_events()
-    if total > run.args.check_derived_max:
-        note = f"{label}: derived data not checked ({total:,} events > --check-derived-max)"
-        progress.print(f"  note: {note}")
-        run.info.setdefault("notes", []).append(note)
-        return
-    began = time.perf_counter()
-    problems = db.derived_problems(run.tenants)
-    run.check(
-        f"{label} database: full text and stats = the events",
-        not problems,
-        "; ".join(problems[:3])
-        or f"{len(run.tenants)} tenants, {total:,} events recomputed,"
-        f" {time.perf_counter() - began:.1f} s",
-    )
-
-
-def checkpoint_checks(run: Run, server: Server, db: Database, label: str) -> None:
-    """Every tenant's latest checkpoint, once signed, against its stored events."""
-    began = time.perf_counter()
-    expected = {t: root for t, root in db.stored_roots(run.tenants).items() if root[0]}
-    problems = checkpoint_problems(server.port, run.admin_token, expected)
-    sizes = sorted({size for size, _ in expected.values()})
-    run.check(
-        f"{label}: signed checkpoints = trees of the stored events",
-        not problems,
-        "; ".join(problems[:3])
-        or f"{len(expected)} tenants, sizes {sizes[0]:,}..{sizes[-1]:,},"
-        f" {time.perf_counter() - began:.1f} s",
-    )
-
-
-def tree_checks(run: Run, db: Database, label: str) -> None:
-    problems = db.tree_problems()
-    run.check(
-        f"{label} database: Merkle tiles = the events",
-        not problems,
-        "; ".join(problems[:3]) or "every tenant's tree holds exactly its events",
-    )
-
-
-def final_checks(run: Run, db: Database, expected: int, label: str) -> None:
-    total = db.count_events()
-    run.check(
-        f"{label} database: total events",
-        total == expected,
-        f"{total:,} stored, {expected:,} expected (preload + acknowledged)",
-    )
-    problems = db.gapless_problems()
-    run.check(
-        f"{label} database: seqs gapless per tenant",
-        not problems,
-        "; ".join(problems[:3]) or "every tenant 0..n-1",
-    )
-
-
-# -- raw writes ----------------------------------------------------------------------------
-
-
-def build_transactions(run: Run, db: Database, rows: int, size: int) -> list[Txn]:
-    """Rows like the service writes, one tenant per transaction (round robin)."""
-    seqs = db.next_seqs(run.tenants)
-    txns: list[Txn] = []
-    factory = run.factory
-    for k in range(max(1, rows // size)):
-        tenant = run.tenants[k % len(run.tenants)]
-        events, targets = [], []
-        for _ in range(size):
-            seq = seqs[tenant]
-            seqs[tenant] = seq + 1
-            received = now_us()
-            row, trows = factory.stored_row(tenant, seq, received - 1_000_000, received)
-            events.append(row)
-            targets.extend(trows)
-        txns.append((events, targets))
-    return txns
-
-
-def phase_raw(run: Run, db: Database) -> None:
-    """The bare log first (its tiles are checked), then the old baseline (log + derived,
-    no tiles: after it the trees no longer hold every event, and no server runs)."""
-    for kind, derived in RAW_KINDS:
-        for size in RAW_SIZES:
-            name = raw_label(db, kind, size)
-            progress.print(f"phase {name}: building {run.args.raw_rows:,} rows (not timed) ...")
-            txns = build_transactions(run, db, run.args.raw_rows, size)
-            progress.print(
-                f"phase {name}: {db.raw_write}, transactions of {size} rows, {db.raw_settings} ..."
-            )
-            result = db.write_transactions(txns, run.args.duration, derived)
-            key = raw_key(kind, size)
-            result.update(name=key, label=name, kind=kind, transaction_rows=size)
-            run.phases[key] = result
-            del txns
-        if not derived:
-            tree_checks(run, db, "raw (bare log)")
-    problems = db.gapless_problems()
-    run.check(
-        "raw database: seqs gapless per tenant",
-        not problems,
-        "; ".join(problems[:3]) or "every tenant 0..n-1",
-    )
 
 
 # -- main ----------------------------------------------------------------------------------
