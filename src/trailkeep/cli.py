@@ -281,7 +281,9 @@ def tenant_list(
 
 @key_app.command("create")
 def key_create(
-    role: Annotated[str, typer.Option(help="admin (platform), tenant_admin, writer, reader or auditor")],
+    role: Annotated[
+        str, typer.Option(help="admin (platform), tenant_admin, writer, reader or auditor")
+    ],
     tenant: Annotated[str | None, typer.Option(help="Tenant id (omit for role admin)")] = None,
     name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
     data_dir: DataDir = None,

@@ -100,13 +100,21 @@ def _unseal(node: Any, doc: dict[str, Any], prefix: str, viewer: Viewer) -> Any:
     return node
 
 
-def present(doc: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
-    """``doc`` (a parsed stored event, changed in place) as ``viewer`` may see it."""
-    if not viewer.reveal:
-        for segments in viewer.personal:
-            for parent, key, path in list(locate(doc, segments)):
-                value = parent[key]
-                if value is not None and not is_sealed(value):
-                    parent[key] = mask_value(path, value)
-    _unseal(doc, doc, "", viewer)
+def present(doc: dict[str, Any], viewer: Viewer, sealed: int = -1) -> dict[str, Any]:
+    """``doc`` (a parsed stored event, changed in place) as ``viewer`` may see it.
+
+    ``sealed``: how many sealed fields the stored bytes hold (``-1``: unknown). When the
+    tenant's paths account for all of them, the rest of the document is not walked.
+    """
+    opened = 0
+    for segments in viewer.personal:
+        for parent, key, path in list(locate(doc, segments)):
+            value = parent[key]
+            if is_sealed(value):
+                parent[key] = _open(doc, value, path, viewer)
+                opened += 1
+            elif value is not None and not viewer.reveal:
+                parent[key] = mask_value(path, value)
+    if opened != sealed:  # sealed under an earlier setting, or count unknown
+        _unseal(doc, doc, "", viewer)
     return doc

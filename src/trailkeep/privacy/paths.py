@@ -11,11 +11,19 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 
-def locate(
-    doc: dict[str, Any], segments: Sequence[str]
-) -> Iterator[tuple[dict[str, Any], str, str]]:
+def locate(doc: dict[str, Any], segments: Sequence[str]) -> list[tuple[dict[str, Any], str, str]]:
     """(parent object, key, concrete path) of every value at ``segments`` in ``doc``."""
-    yield from _walk(doc, segments, 0, "")
+    node: Any = doc
+    last = len(segments) - 1
+    for depth, key in enumerate(segments):  # objects only: the common case, no recursion
+        if isinstance(node, list):
+            return list(_walk(node, segments, depth, ".".join(segments[:depth]) + "."))
+        if not isinstance(node, dict) or key not in node:
+            return []
+        if depth == last:
+            return [(node, key, ".".join(segments))]
+        node = node[key]
+    return []
 
 
 def _walk(

@@ -179,25 +179,22 @@ class PrivacyService:
             # fields included: keyed, it cannot be used to test guesses of them offline.
             mac = hmac.new(index_key, b"trailkeep/request/v1" + draft.request_hash, "sha256")
             draft.request_hash = mac.digest()[:16]
-        subjects: list[str | None] = []
-        for draft in drafts:
+        places = [_personal_places(draft.doc, policy) for draft in drafts]
+        subjects = {_subject_of(d.doc) for d, found in zip(drafts, places, strict=True) if found}
+        keys = await self._live_keys(tenant_id, subjects)
+        for draft, found in zip(drafts, places, strict=True):
             subject = _subject_of(draft.doc)
-            has_personal = any(
-                parent[key] is not None
-                for segments in policy.encrypt
-                for parent, key, _ in locate(draft.doc, segments)
-            )
-            subjects.append(subject if has_personal else None)
-        keys = await self._live_keys(tenant_id, {s for s in subjects if s is not None})
-        for draft, sealed_for in zip(drafts, subjects, strict=True):
             explicit = draft.doc.pop("subject_id", None)
-            if sealed_for is None:
+            if not found:
                 if explicit is not None:
                     draft.doc[SUBJECT_MEMBER] = {"id": explicit}
                 continue
-            key_id, aead = keys[sealed_for]
-            _seal_fields(draft.doc, policy, tenant_id, index_key, aead)
-            draft.doc[SUBJECT_MEMBER] = {"id": sealed_for, "key": key_id}
+            key_id, aead = keys[subject]
+            event_id = str(draft.doc["id"])
+            for parent, key, path, pattern in found:
+                aad = associated_data(tenant_id, event_id, path)
+                parent[key] = seal(aead, index_key, aad, pattern, parent[key])
+            draft.doc[SUBJECT_MEMBER] = {"id": subject, "key": key_id}
         return redacted
 
     # -- reads ---------------------------------------------------------------------
@@ -224,7 +221,9 @@ class PrivacyService:
         return [
             body
             if reveal and SEALED_NEEDLE not in body
-            else orjson.dumps(present(doc, viewer), option=orjson.OPT_SORT_KEYS)
+            else orjson.dumps(
+                present(doc, viewer, body.count(SEALED_NEEDLE)), option=orjson.OPT_SORT_KEYS
+            )
             for body, doc in zip(bodies, docs, strict=True)
         ]
 
@@ -245,15 +244,24 @@ def _subject_of(doc: dict[str, Any]) -> str:
     return actor_id if isinstance(actor_id, str) else ANONYMOUS_SUBJECT
 
 
-def _seal_fields(
-    doc: dict[str, Any], policy: Policy, tenant_id: str, index_key: bytes, aead: AESGCM
-) -> None:
-    event_id = str(doc["id"])
-    for segments in policy.encrypt:
-        pattern = ".".join(segments)
-        for parent, key, path in list(locate(doc, segments)):
-            value = parent[key]
-            if value is None or is_sealed(value):
+Place = tuple[dict[str, Any], str, str, str]  # parent, key, concrete path, policy path
+
+
+def _personal_places(doc: dict[str, Any], policy: Policy) -> list[Place]:
+    """Where ``doc`` holds a value the policy seals (not yet sealed, not null)."""
+    found: list[Place] = []
+    for segments, pattern in zip(policy.encrypt, policy.encrypt_names, strict=True):
+        if len(segments) == 2:  # actor.email, context.ip_address: no list to cross
+            parent = doc.get(segments[0])
+            if isinstance(parent, dict):
+                value = parent.get(segments[1])
+                if value is not None and not is_sealed(value):
+                    found.append((parent, segments[1], pattern, pattern))
                 continue
-            aad = associated_data(tenant_id, event_id, path)
-            parent[key] = seal(aead, index_key, aad, pattern, value)
+            if not isinstance(parent, list):
+                continue
+        for parent, key, path in locate(doc, segments):
+            value = parent[key]
+            if value is not None and not is_sealed(value):
+                found.append((parent, key, path, pattern))
+    return found

@@ -93,6 +93,7 @@ class Policy:
 
     rules: CompiledRules
     encrypt: tuple[tuple[str, ...], ...]  # each path as its segments
+    encrypt_names: tuple[str, ...]  # the same, dotted
     reveal_to: frozenset[str]
     shown: dict[str, Any]  # the effective settings as the API shows them
 
@@ -118,4 +119,5 @@ def compile_policy(stored: dict[str, Any] | None) -> Policy:
     shown = effective(stored)
     rules = compile_rules([RedactionRule.model_validate(r) for r in shown["redaction"]])
     paths = tuple(dict.fromkeys(tuple(p.split(".")) for p in shown["encrypt"]))
-    return Policy(rules, paths, frozenset(shown["reveal_to"]), shown)
+    names = tuple(".".join(p) for p in paths)
+    return Policy(rules, paths, names, frozenset(shown["reveal_to"]), shown)

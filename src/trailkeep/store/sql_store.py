@@ -227,14 +227,16 @@ class SharedSqlStore(ABC):
     ) -> dict[str, SubjectKey]:
         if not subject_ids:
             return {}
-        return await self._read(lambda c: keys_sql.live_subject_keys(c, tenant_id, subject_ids))
+        pg = self.postgres
+        return await self._read(lambda c: keys_sql.live_subject_keys(c, tenant_id, subject_ids, pg))
 
     async def add_subject_keys(
         self, tenant_id: str, keys: list[SubjectKey]
     ) -> dict[str, SubjectKey]:
         if not keys:
             return {}
-        return await self._write(lambda c: keys_sql.add_subject_keys(c, tenant_id, keys))
+        pg = self.postgres
+        return await self._write(lambda c: keys_sql.add_subject_keys(c, tenant_id, keys, pg))
 
     async def subject_keys_by_id(self, tenant_id: str, key_ids: list[str]) -> dict[str, SubjectKey]:
         if not key_ids:

@@ -41,13 +41,17 @@ def _marks(n: int) -> str:
 
 
 def live_subject_keys(
-    conn: SqlConnection, tenant_id: str, subject_ids: list[str]
+    conn: SqlConnection, tenant_id: str, subject_ids: list[str], postgres: bool
 ) -> dict[str, SubjectKey]:
     """subject_id -> its live key, for the subjects among ``subject_ids`` that have one."""
     found: dict[str, SubjectKey] = {}
+    # Without statistics SQLite plans this on the primary key (tenant_id, key_id) and
+    # reads every key of the tenant (15 ms for 100 subjects among 50,000 keys, against
+    # 0.5 ms through the partial index); the service never runs ANALYZE.
+    hint = "" if postgres else " INDEXED BY ux_subject_keys_live"
     for chunk in _chunks(subject_ids):
         rows = conn.execute(
-            f"SELECT {_KEY_COLUMNS} FROM subject_keys WHERE tenant_id = ?"
+            f"SELECT {_KEY_COLUMNS} FROM subject_keys{hint} WHERE tenant_id = ?"
             f" AND subject_id IN ({_marks(len(chunk))}) AND erased_at IS NULL",
             (tenant_id, *chunk),
         ).fetchall()
@@ -58,7 +62,7 @@ def live_subject_keys(
 
 
 def add_subject_keys(
-    conn: SqlConnection, tenant_id: str, keys: list[SubjectKey]
+    conn: SqlConnection, tenant_id: str, keys: list[SubjectKey], postgres: bool
 ) -> dict[str, SubjectKey]:
     """Insert each candidate whose subject has no live key, then return subject_id ->
     the live key of every candidate's subject (an existing key wins over a candidate;
@@ -80,7 +84,7 @@ def add_subject_keys(
             for _subject, k in sorted(first.items())
         ],
     )
-    return live_subject_keys(conn, tenant_id, list(first))
+    return live_subject_keys(conn, tenant_id, list(first), postgres)
 
 
 def subject_keys_by_id(
