@@ -268,6 +268,9 @@ def test_erasure_shreds_one_subject_and_every_proof_still_verifies(
     g = world.client.get("/v1/events/g-ada", headers=world.h("globex", "tenant_admin")).json()
     assert g["actor"]["email"] == EMAIL, "erasing acme's u_ada left globex's alone"
 
+    raw = raw_database(world)
+    for plaintext in (EMAIL, NAME, IP, AGENT):
+        assert plaintext.encode() not in raw, plaintext
     # The stored form, its leaves and the proofs are exactly what they were.
     after = stored(world)
     assert after[:40] == before
