@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or build_store(settings)
     tenants = TenantService(store)
     auth = AuthService(store, settings)
+    key = load_log_key(settings)  # the signing key's problems are reported first
     privacy = PrivacyService(
         store,
         tenants.privacy_settings,
@@ -118,7 +119,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     events = EventService(
         store, tenants, settings.limits, CursorCodec(settings.secret_key), privacy, settings.merkle
     )
-    key = load_log_key(settings)
     integrity = IntegrityService(store, key)
     signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
     services = Services(

@@ -12,6 +12,7 @@ from tests.e2e.server import Server, cli
 from trailkeep.integrity.note import parse_verifier
 
 
+@pytest.mark.sqlite_only  # the backend plays no part: once is enough
 @pytest.mark.parametrize(
     "args",
     [
@@ -33,6 +34,7 @@ def test_every_command_has_help(args: tuple[str, ...]) -> None:
     assert "Usage" in proc.stdout
 
 
+@pytest.mark.sqlite_only  # the backend plays no part: once is enough
 def test_init_is_idempotent_and_demo_keys_work(tmp_path: Path) -> None:
     first = cli("init", "--data-dir", str(tmp_path), "--demo", "--json")
     assert first["admin_key"].startswith("tk_")
@@ -75,6 +77,7 @@ def test_tenant_and_key_lifecycle(tmp_path: Path) -> None:
     assert bad_role.returncode == 1 and "unknown role" in bad_role.stderr
 
 
+@pytest.mark.sqlite_only  # the backend plays no part: once is enough
 def test_keys_made_by_the_cli_work_against_a_running_server(
     server: Server, seeded: dict[str, str]
 ) -> None:
@@ -97,6 +100,7 @@ def test_keys_made_by_the_cli_work_against_a_running_server(
     assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
 
 
+@pytest.mark.sqlite_only  # the backend plays no part: once is enough
 def test_production_refuses_default_secret(server: Server) -> None:
     proc = cli(
         "serve",
@@ -132,6 +136,7 @@ def test_bad_database_location_is_a_clear_error(tmp_path: Path) -> None:
     assert "error" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.sqlite_only  # the backend plays no part: once is enough
 def test_init_creates_the_signing_key_once_and_key_public_prints_it(tmp_path: Path) -> None:
     d = ("--data-dir", str(tmp_path))
     first = cli("init", *d, "--log-host", "audit.example.com", "--json")
@@ -156,6 +161,7 @@ def test_init_creates_the_signing_key_once_and_key_public_prints_it(tmp_path: Pa
     assert bad.returncode == 1 and "slug" in bad.stderr
 
 
+@pytest.mark.sqlite_only  # the backend plays no part: once is enough
 @pytest.mark.parametrize("key_text", [None, "garbage\n", "PRIVATE+KEY+a b+00000000+AQ==\n"])
 def test_serve_refuses_to_start_without_a_usable_signing_key(
     tmp_path: Path, key_text: str | None

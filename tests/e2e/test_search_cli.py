@@ -230,7 +230,9 @@ def test_the_table_shows_events_safely(log: Log) -> None:
         assert text in out
     assert "tenant-b-marker" not in out
     # Event text is shown, never interpreted: no markup, no escape sequence reaches the tty.
-    assert "[red]not markup[/red] \\x1b[2Jwiped" in out and "Ada Lovelace" in out
+    assert "[red]not markup[/red] \\x1b[2Jwiped" in out
+    # A reader's table shows the sealed actor name masked (docs/privacy.md), never in clear.
+    assert "A***" in out and "Ada Lovelace" not in out
     assert b"\x1b" not in proc.stdout
     # Paging stopped early: the hint goes to stderr, the table alone to stdout.
     env = {"TRAILKEEP_API_KEY": log.keys["a_reader"], "TRAILKEEP_URL": log.url}
