@@ -54,6 +54,10 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         # thread: a worker process per test would cost a spawn (~0.5 s) each.
         # tests/integration/test_indexer.py and every e2e server use the process.
         "index_processes": 0,
+        # In-process tests check what is stored, not that it survives a power cut: that
+        # is tests/e2e/test_durability.py's and test_crash.py's, whose servers keep the
+        # default FULL. Without an fsync per commit the in-process half runs faster.
+        "sqlite_synchronous": "NORMAL",
     }
     values.update(overrides)
     return Settings(**values)
