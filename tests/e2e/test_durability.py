@@ -74,7 +74,9 @@ def test_writer_connection_syncs_at_commit(backend: str, tmp_path: Path) -> None
     synchronous_commit on (or remote_write / remote_apply, which wait for at least as
     much) and fsync on.
     """
-    settings = make_settings(tmp_path)
+    # The service's default, not the in-process tests' NORMAL (tests/conftest.py).
+    default = Settings.model_fields["sqlite_synchronous"].default
+    settings = make_settings(tmp_path, sqlite_synchronous=default)
     writers = asyncio.run(_writer_settings(settings, backend))
     assert writers, "no writer"
     for found in writers:
