@@ -227,16 +227,18 @@ class SharedSqlStore(ABC):
     ) -> dict[str, SubjectKey]:
         if not subject_ids:
             return {}
-        pg = self.postgres
-        return await self._read(lambda c: keys_sql.live_subject_keys(c, tenant_id, subject_ids, pg))
+        hint = self.dialect.hint("ux_subject_keys_live")
+        return await self._read(
+            lambda c: keys_sql.live_subject_keys(c, tenant_id, subject_ids, hint)
+        )
 
     async def add_subject_keys(
         self, tenant_id: str, keys: list[SubjectKey]
     ) -> dict[str, SubjectKey]:
         if not keys:
             return {}
-        pg = self.postgres
-        return await self._write(lambda c: keys_sql.add_subject_keys(c, tenant_id, keys, pg))
+        hint = self.dialect.hint("ux_subject_keys_live")
+        return await self._write(lambda c: keys_sql.add_subject_keys(c, tenant_id, keys, hint))
 
     async def subject_keys_by_id(self, tenant_id: str, key_ids: list[str]) -> dict[str, SubjectKey]:
         if not key_ids:

@@ -40,29 +40,45 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def live_subject_keys(
-    conn: SqlConnection, tenant_id: str, subject_ids: list[str], postgres: bool
+def _keys_in(
+    conn: SqlConnection,
+    tenant_id: str,
+    column: str,
+    values: list[str],
+    *,
+    hint: str = "",
+    also: str = "",
 ) -> dict[str, SubjectKey]:
-    """subject_id -> its live key, for the subjects among ``subject_ids`` that have one."""
+    """The tenant's keys whose ``column`` is among ``values``, by that column's value
+    (``hint``: an index hint; ``also``: a further SQL condition)."""
     found: dict[str, SubjectKey] = {}
-    # Without statistics SQLite plans this on the primary key (tenant_id, key_id) and
-    # reads every key of the tenant (15 ms for 100 subjects among 50,000 keys, against
-    # 0.5 ms through the partial index); the service never runs ANALYZE.
-    hint = "" if postgres else " INDEXED BY ux_subject_keys_live"
-    for chunk in _chunks(subject_ids):
+    for chunk in _chunks(values):
         rows = conn.execute(
             f"SELECT {_KEY_COLUMNS} FROM subject_keys{hint} WHERE tenant_id = ?"
-            f" AND subject_id IN ({_marks(len(chunk))}) AND erased_at IS NULL",
+            f" AND {column} IN ({_marks(len(chunk))}){also}",
             (tenant_id, *chunk),
         ).fetchall()
         for row in rows:
             key = _key(row)
-            found[key.subject_id] = key
+            found[getattr(key, column)] = key
     return found
 
 
+def live_subject_keys(
+    conn: SqlConnection, tenant_id: str, subject_ids: list[str], hint: str
+) -> dict[str, SubjectKey]:
+    """subject_id -> its live key, for the subjects among ``subject_ids`` that have one.
+
+    ``hint``: SQLite's ``INDEXED BY ux_subject_keys_live`` (ReadDialect.hint). Without
+    statistics SQLite plans this on the primary key (tenant_id, key_id) and reads every
+    key of the tenant (15 ms for 100 subjects among 50,000 keys, against 0.5 ms through
+    the partial index); the service never runs ANALYZE."""
+    also = " AND erased_at IS NULL"
+    return _keys_in(conn, tenant_id, "subject_id", subject_ids, hint=hint, also=also)
+
+
 def add_subject_keys(
-    conn: SqlConnection, tenant_id: str, keys: list[SubjectKey], postgres: bool
+    conn: SqlConnection, tenant_id: str, keys: list[SubjectKey], hint: str
 ) -> dict[str, SubjectKey]:
     """Insert each candidate whose subject has no live key, then return subject_id ->
     the live key of every candidate's subject (an existing key wins over a candidate;
@@ -84,24 +100,14 @@ def add_subject_keys(
             for _subject, k in sorted(first.items())
         ],
     )
-    return live_subject_keys(conn, tenant_id, list(first), postgres)
+    return live_subject_keys(conn, tenant_id, list(first), hint)
 
 
 def subject_keys_by_id(
     conn: SqlConnection, tenant_id: str, key_ids: list[str]
 ) -> dict[str, SubjectKey]:
     """key_id -> key, for every key named that the tenant has (erased ones included)."""
-    found: dict[str, SubjectKey] = {}
-    for chunk in _chunks(key_ids):
-        rows = conn.execute(
-            f"SELECT {_KEY_COLUMNS} FROM subject_keys WHERE tenant_id = ?"
-            f" AND key_id IN ({_marks(len(chunk))})",
-            (tenant_id, *chunk),
-        ).fetchall()
-        for row in rows:
-            key = _key(row)
-            found[key.key_id] = key
-    return found
+    return _keys_in(conn, tenant_id, "key_id", key_ids)
 
 
 def subject_key_history(conn: SqlConnection, tenant_id: str, subject_id: str) -> list[SubjectKey]:
