@@ -46,36 +46,34 @@ class ReadDialect:
         return ConditionSql(postgres=self.partitioned)
 
 
-def get_event(
-    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, event_id: str
+def _body_where(
+    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, column: str, value: object
 ) -> bytes | None:
+    """The stored body of the tenant's event whose ``column`` (id or seq) is ``value``."""
     if dialect.partitioned:
+        # event_ids gives the row's occurred_at, so only its partition is read.
         sql = (
             "SELECT e.body FROM event_ids i JOIN events e ON e.tenant_id = i.tenant_id"
             " AND e.occurred_at = i.occurred_at AND e.seq = i.seq"
-            " WHERE i.tenant_id = ? AND i.id = ?"
+            f" WHERE i.tenant_id = ? AND i.{column} = ?"
         )
     else:
-        sql = "SELECT body FROM events WHERE tenant_id = ? AND id = ?"
-    row = conn.execute(sql, (tenant_id, event_id)).fetchone()
+        sql = f"SELECT body FROM events WHERE tenant_id = ? AND {column} = ?"
+    row = conn.execute(sql, (tenant_id, value)).fetchone()
     return None if row is None else bytes(row[0])
+
+
+def get_event(
+    conn: SqlConnection, dialect: ReadDialect, tenant_id: str, event_id: str
+) -> bytes | None:
+    return _body_where(conn, dialect, tenant_id, "id", event_id)
 
 
 def get_event_at(
     conn: SqlConnection, dialect: ReadDialect, tenant_id: str, seq: int
 ) -> bytes | None:
     """The stored body of the tenant's event with ``seq`` (None: no such event)."""
-    if dialect.partitioned:
-        # event_ids gives the row's occurred_at, so only its partition is read.
-        sql = (
-            "SELECT e.body FROM event_ids i JOIN events e ON e.tenant_id = i.tenant_id"
-            " AND e.occurred_at = i.occurred_at AND e.seq = i.seq"
-            " WHERE i.tenant_id = ? AND i.seq = ?"
-        )
-    else:
-        sql = "SELECT body FROM events WHERE tenant_id = ? AND seq = ?"
-    row = conn.execute(sql, (tenant_id, seq)).fetchone()
-    return None if row is None else bytes(row[0])
+    return _body_where(conn, dialect, tenant_id, "seq", seq)
 
 
 @dataclass(frozen=True)
