@@ -29,7 +29,7 @@ BACKENDS = ("sqlite", "postgresql")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _TABLES = (
     "tenants, api_keys, events, event_targets, event_ids, tenant_seqs, merkle_tiles, checkpoints, "
-    "log_positions, log_skips, tenant_keys, subject_keys, subject_stats, "
+    "log_positions, log_skips, tenant_keys, subject_keys, subject_stats, export_jobs, "
     + ", ".join(spec.table for spec in ROLLUPS)
 )
 

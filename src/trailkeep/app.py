@@ -20,6 +20,11 @@ from trailkeep.events import routes as event_routes
 from trailkeep.events.cursor import CursorCodec
 from trailkeep.events.schema import json_schemas as event_json_schemas
 from trailkeep.events.service import EventService
+from trailkeep.exports import routes as export_routes
+from trailkeep.exports.object_store import LocalObjectStore, ObjectStore, object_store
+from trailkeep.exports.runner import ExportContext
+from trailkeep.exports.service import ExportService
+from trailkeep.exports.worker import ExportWorker
 from trailkeep.http import errors, health
 from trailkeep.http.fastlane import Endpoint, FastLane
 from trailkeep.http.middleware import RequestContext
@@ -93,6 +98,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def _destinations(settings: Settings) -> dict[str, ObjectStore]:
+    """Where export archives may go: the local folder always, S3 when configured."""
+    found: dict[str, ObjectStore] = {"local": LocalObjectStore(settings.resolved_export_dir)}
+    if settings.export_s3_bucket:
+        found["s3"] = object_store(settings.model_copy(update={"export_destination": "s3"}))
+    return found
+
+
 async def _flush_key_usage(auth: AuthService) -> None:
     while True:
         await asyncio.sleep(5)
@@ -121,6 +134,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     integrity = IntegrityService(store, key)
     signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
+    destinations = _destinations(settings)
+    export_worker = ExportWorker(
+        ExportContext(
+            store,
+            privacy,
+            key.origin,
+            destinations,
+            settings.resolved_export_dir / ".work",
+            wait_s=max(30.0, 10 * settings.checkpoint_interval_seconds),
+        ),
+        max_running=settings.export_workers,
+        lease_s=settings.export_lease_seconds,
+        poll_s=settings.export_poll_seconds,
+    )
     services = Services(
         settings,
         store,
@@ -131,6 +158,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         StatsService(store),
         privacy,
         SubjectService(store, privacy),
+        ExportService(
+            store,
+            privacy,
+            export_worker,
+            destinations,
+            settings.export_destination,
+            settings.export_link_seconds,
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -140,10 +175,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store.start_indexer()
         flusher = asyncio.create_task(_flush_key_usage(auth))
         signing = asyncio.create_task(signer.run() if settings.merkle else asyncio.sleep(0))
+        export_worker.start()
         log.info("trailkeep started", version=__version__, env=settings.env)
         try:
             yield
         finally:
+            await export_worker.stop()
             flusher.cancel()
             signing.cancel()
             with contextlib.suppress(Exception):
@@ -171,6 +208,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(integrity_routes.router)
     app.include_router(stats_routes.router)
     app.include_router(subject_routes.router)
+    app.include_router(export_routes.router)
     if settings.bench_endpoints:
         app.include_router(bench_routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -54,6 +54,10 @@ def _check_usage(events: str | None, server: str | None, given: dict[str, bool])
         wrong = [name for name in monitor_only if given[name]]
         if wrong:
             _usage("only goes with --server (the monitor)", ", ".join(wrong))
+        if given["bundle"]:
+            if given["--checkpoint"] or given["--tiles"]:
+                _usage("an export bundle carries its own checkpoint and proofs", "--checkpoint")
+            return
         if not given["--checkpoint"]:
             _usage("the offline check needs the signed checkpoint", "--checkpoint")
     else:
@@ -71,7 +75,10 @@ def _check_usage(events: str | None, server: str | None, given: dict[str, bool])
 def verify(
     events: Annotated[
         str | None,
-        typer.Argument(metavar="EVENTS.jsonl", help="Exported events, one per line; '-': stdin"),
+        typer.Argument(
+            metavar="EVENTS.jsonl",
+            help="Exported events, one per line ('-': stdin), or an export bundle (folder or zip)",
+        ),
     ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Signed checkpoint note (or GET /v1/checkpoint JSON)")
@@ -105,6 +112,13 @@ def verify(
 ) -> None:
     """Verify a tenant's audit log: an export offline, or a live server.
 
+    [bold]Export bundle[/bold]: trailkeep verify EXPORT_DIR_OR_ZIP --key VKEY
+
+    Checks an export of GET /v1/exports/{id}/download (docs/exports.md): every file
+    against manifest.json, the bundled checkpoint's signature, and every row (JSONL,
+    CSV or Parquet) against the proofs: complete for a seq range, each event proven
+    for a filtered export. Problems name the file, row and seq.
+
     [bold]Offline[/bold]: trailkeep verify EVENTS.jsonl --checkpoint CHECKPOINT --key VKEY
 
     Checks every event of the export (one stored event per line, as GET /v1/events/{id}
@@ -135,13 +149,17 @@ def verify(
         "--init": init,
         "--update": update,
         "--tenant": tenant is not None,
+        "bundle": events not in (None, "-") and _is_bundle(Path(str(events))),
     }
     _check_usage(events, server, given)
     if key is None:
         _usage("the tenant's verifier key (vkey), or a file holding it, is required", "--key")
     mode = "offline" if server is None else "server"
     try:
-        if server is None:
+        if given["bundle"]:
+            assert events is not None
+            _bundle(Path(events), key, json_out)
+        elif server is None:
             assert events is not None and checkpoint is not None
             _offline(events, checkpoint, key, tiles, any_order, api_key, timeout, json_out)
         else:
@@ -165,6 +183,38 @@ def _failure(exc: Exception, json_out: bool, mode: str) -> typer.Exit:
     if isinstance(exc, OSError):
         return _emit_error(f"{exc.strerror or exc}", json_out, mode)
     return _emit_error(f"unexpected {type(exc).__name__}: {exc}", json_out, mode)
+
+
+def _is_bundle(path: Path) -> bool:
+    from trailkeep.exports.verify_bundle import is_bundle
+
+    return is_bundle(path)
+
+
+def _bundle(path: Path, key: str, json_out: bool) -> None:
+    from trailkeep.exports.verify_bundle import verify_bundle
+    from trailkeep.integrity.verify_inputs import load_verifier
+
+    report = verify_bundle(path, load_verifier(key))
+    if json_out:
+        _print_json(report.to_json())
+    else:
+        style = "bold green" if report.ok else "bold red"
+        verdict, _, rest = report.summary().partition(":")
+        _out.print(Text.assemble((verdict, style), ":" + rest))
+        for line in report.problems:
+            _out.print(Text(f"  {line}"))
+        if report.problem_total > len(report.problems):
+            _out.print(Text(f"  … and {report.problem_total - len(report.problems)} more"))
+        if report.sealed_shown:
+            _out.print(
+                Text(
+                    f"  {report.sealed_shown} personal value(s) shown decrypted or masked:"
+                    " their ciphertext is proven, the values shown are not"
+                )
+            )
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _tile_source(tiles: str, api_key: str | None, timeout: float) -> tuple[FetchTile, Any]:

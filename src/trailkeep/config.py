@@ -113,6 +113,31 @@ class Settings(BaseSettings):
     # How long a process trusts what it read of a subject's key: an erasure made by
     # another process takes effect there within this time (in-process: at once).
     privacy_key_cache_seconds: float = Field(5.0, ge=0, le=300)
+    # Exports (docs/exports.md). Finished archives go to a local folder (default
+    # <data_dir>/exports) or to an S3 bucket; the S3 settings work unchanged against AWS
+    # S3, MinIO or any S3 API (endpoint_url empty: AWS). Credentials: these settings, or
+    # boto3's usual chain (environment, profile, instance role) when they are empty.
+    export_destination: Literal["local", "s3"] = "local"
+    export_dir: Path | None = None
+    export_s3_bucket: str | None = None
+    export_s3_prefix: str = "trailkeep/exports/"
+    export_s3_endpoint_url: str | None = None
+    export_s3_region: str | None = None
+    export_s3_access_key_id: str | None = None
+    export_s3_secret_access_key: SecretStr | None = None
+    # Server-side encryption of the uploaded objects: none, "AES256" or "aws:kms".
+    export_s3_sse: Literal["", "AES256", "aws:kms"] = ""
+    export_s3_kms_key_id: str | None = None
+    export_s3_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    # A download link of an S3 export is valid this long.
+    export_link_seconds: int = Field(300, ge=10, le=7 * 86_400)
+    # Jobs running at once in one process (one per tenant at a time, always).
+    export_workers: int = Field(2, ge=1, le=16)
+    # A running job's lease: another process takes over a job whose worker stopped
+    # renewing it (a crash) after this long.
+    export_lease_seconds: float = Field(30.0, ge=1, le=3600)
+    # How often an idle worker looks for queued jobs queued by other processes.
+    export_poll_seconds: float = Field(2.0, gt=0, le=600)
     # Exposes POST /v1/_bench/validate (validates, stores nothing) for bench/ingest.py.
     bench_endpoints: bool = False
     # bench/ingest.py's baseline for the cost of integrity: no canonical-form check, no
@@ -150,6 +175,10 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "signing.key"
+
+    @property
+    def resolved_export_dir(self) -> Path:
+        return self.export_dir or self.data_dir / "exports"
 
     @property
     def resolved_privacy_key_file(self) -> Path:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from trailkeep.auth.service import AuthService
 from trailkeep.config import Settings
 from trailkeep.events.service import EventService
+from trailkeep.exports.service import ExportService
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.privacy.service import PrivacyService
 from trailkeep.privacy.subjects import SubjectService
@@ -28,6 +29,7 @@ class Services:
     stats: StatsService
     privacy: PrivacyService
     subjects: SubjectService
+    exports: ExportService
 
 
 async def services(request: Request) -> Services:

@@ -25,6 +25,7 @@ class Permission(StrEnum):
     READ_SUBJECTS = "read_subjects"  # data-subject access reports
     ERASE_SUBJECTS = "erase_subjects"
     MANAGE_PRIVACY = "manage_privacy"  # the tenant's redaction/encryption settings
+    EXPORT = "export"  # start, read and download export jobs
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -38,13 +39,16 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_SUBJECTS,
             Permission.ERASE_SUBJECTS,
             Permission.MANAGE_PRIVACY,
+            Permission.EXPORT,
         }
     ),
     Role.WRITER: frozenset({Permission.INGEST}),
     Role.READER: frozenset({Permission.READ, Permission.VIEW_TENANT}),
     # Whether a role reads personal fields decrypted is the tenant's setting
     # (privacy/settings.py: reveal_to), not a permission here.
-    Role.AUDITOR: frozenset({Permission.READ, Permission.VIEW_TENANT, Permission.READ_SUBJECTS}),
+    Role.AUDITOR: frozenset(
+        {Permission.READ, Permission.VIEW_TENANT, Permission.READ_SUBJECTS, Permission.EXPORT}
+    ),
 }
 
 

@@ -47,7 +47,7 @@ from trailkeep.integrity.verify_tiles import FetchTile, TileCheckError, Verified
 from trailkeep.kit.canonical import canonical_json, orjson_matches_jcs
 from trailkeep.kit.merkle import CompactRange
 
-__all__ = ["MAX_LINE_BYTES", "VerifyError", "verify_export"]
+__all__ = ["MAX_LINE_BYTES", "VerifyError", "leaf_items", "verify_export"]
 
 MAX_LINE_BYTES = 8 << 20
 """Longest line read as an event (the server's own limit is far lower, 64 KiB by default)."""
@@ -473,3 +473,10 @@ def _open(path: Path) -> BinaryIO:
         return path.open("rb")
     except OSError as exc:
         raise VerifyError(f"cannot read events file {path}: {exc.strerror or exc}") from None
+
+
+def leaf_items(lines: list[bytes], first_lineno: int, tenant: str) -> list[_Item]:
+    """For each stored event (one JSON text each): ``(number, seq, leaf hash)``, or the
+    finding (BadLine, Foreign) that says why it is not one; numbered from
+    ``first_lineno + 1``. The export bundle's check reads its rows with this."""
+    return _collect(lines, first_lineno, tenant, MAX_LINE_BYTES)

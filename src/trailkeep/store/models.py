@@ -155,3 +155,24 @@ class StatsResult:
     # hourly month is 720 buckets times N groups, built without a dict per cell.
     totals: list[int]
     series: list[list[int]]  # per group of ``top`` (same order), per bucket
+
+
+@dataclass(slots=True)
+class ExportJobRecord:
+    """One export job (exports/jobs.py): its request, state, progress and result."""
+
+    tenant_id: str
+    id: str
+    state: str  # queued | running | done | failed | cancelled
+    request: str  # JSON
+    created_by: str
+    created_at: int
+    started_at: int | None = None
+    finished_at: int | None = None
+    lease_owner: str | None = None
+    lease_until: int | None = None
+    attempts: int = 0
+    written: int = 0
+    total: int | None = None
+    error: str | None = None
+    result: str | None = None  # JSON

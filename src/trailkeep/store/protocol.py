@@ -13,6 +13,7 @@ from trailkeep.store.models import (
     CheckpointRecord,
     EventDraft,
     EventRow,
+    ExportJobRecord,
     PageKey,
     StatsRequest,
     StatsResult,
@@ -182,3 +183,35 @@ class Store(Protocol):
     async def subject_stats(self, tenant_id: str, subject_id: str) -> SubjectStats | None:
         """The subject's indexed events (up to ``indexed_through``), None: none."""
         ...
+
+    # exports (store/exports/jobs_sql.py, store/reads/seq_range.py)
+    async def events_in_seq_range(
+        self, flt: EventFilter, from_seq: int, to_seq: int, limit: int
+    ) -> tuple[list[tuple[int, bytes]], int]:
+        """Events of ``flt`` with seq in [from_seq, to_seq), in seq order, examining at
+        most ``limit`` seqs; and the seq to continue from."""
+        ...
+
+    async def create_export_job(self, job: ExportJobRecord, max_active: int) -> bool:
+        """Insert ``job`` (False: the tenant has ``max_active`` queued or running)."""
+        ...
+
+    async def get_export_job(self, tenant_id: str, job_id: str) -> ExportJobRecord | None: ...
+
+    async def list_export_jobs(
+        self, tenant_id: str, before: tuple[int, str] | None, limit: int
+    ) -> list[ExportJobRecord]: ...
+
+    async def claim_export_job(
+        self, owner: str, now: int, lease_until: int, busy_tenants: list[str]
+    ) -> ExportJobRecord | None:
+        """Take one job to run (exactly one claimant wins it), None if none is due."""
+        ...
+
+    async def update_export_job(
+        self, tenant_id: str, job_id: str, owner: str, changes: dict[str, Any]
+    ) -> bool:
+        """Progress, lease renewal or the outcome; False if ``owner`` lost the job."""
+        ...
+
+    async def cancel_export_job(self, tenant_id: str, job_id: str, at: int) -> str | None: ...

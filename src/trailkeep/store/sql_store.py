@@ -1,9 +1,9 @@
 """The Store methods both backends share: appending through the group-commit writer,
 readiness, following the log (the indexer of full text and stats, log/follower.py),
-and the SQL of events by id and by page, tenants and API keys, and privacy's keys and
-counts. A backend supplies its
-writer, its indexer's handler, how a read and a write run (``_read``, ``_write``), its
-read dialect and its list of tenant data tables."""
+and the SQL of events by id, by page and by seq range, tenants and API keys, privacy's
+keys and counts, and export jobs. A backend supplies its writer, its indexer's handler,
+how a read and a write run (``_read``, ``_write``), its read dialect and its list of
+tenant data tables."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from trailkeep.query.filter import EventFilter
 from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.derived.indexer import INDEXER
+from trailkeep.store.exports import jobs_sql
 from trailkeep.store.log import positions
 from trailkeep.store.log.follower import FollowerHandler, LogFollower, Move
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
@@ -27,6 +28,7 @@ from trailkeep.store.models import (
     CheckpointRecord,
     EventDraft,
     EventRow,
+    ExportJobRecord,
     PageKey,
     StatsRequest,
     StatsResult,
@@ -37,7 +39,7 @@ from trailkeep.store.models import (
 )
 from trailkeep.store.privacy import keys_sql
 from trailkeep.store.protocol import TreeView
-from trailkeep.store.reads import events, pages
+from trailkeep.store.reads import events, pages, seq_range
 from trailkeep.store.stats import reads as stats_reads
 from trailkeep.store.tree import tiles_sql
 
@@ -266,3 +268,48 @@ class SharedSqlStore(ABC):
 
     async def subject_stats(self, tenant_id: str, subject_id: str) -> SubjectStats | None:
         return await self._read(lambda c: keys_sql.subject_stats(c, tenant_id, subject_id))
+
+    # -- exports: jobs, and events in seq order --------------------------------------
+    async def events_in_seq_range(
+        self, flt: EventFilter, from_seq: int, to_seq: int, limit: int
+    ) -> tuple[list[tuple[int, bytes]], int]:
+        dialect = self.dialect
+        return await self._read(
+            lambda c: seq_range.events_in_seq_range(c, dialect, flt, from_seq, to_seq, limit)
+        )
+
+    async def create_export_job(self, job: ExportJobRecord, max_active: int) -> bool:
+        """Insert ``job`` unless its tenant already has ``max_active`` queued or running."""
+
+        def insert(conn: SqlConnection) -> bool:
+            if jobs_sql.count_active(conn, job.tenant_id) >= max_active:
+                return False
+            jobs_sql.insert_job(conn, job)
+            return True
+
+        return await self._write(insert)
+
+    async def get_export_job(self, tenant_id: str, job_id: str) -> ExportJobRecord | None:
+        return await self._read(lambda c: jobs_sql.select_job(c, tenant_id, job_id))
+
+    async def list_export_jobs(
+        self, tenant_id: str, before: tuple[int, str] | None, limit: int
+    ) -> list[ExportJobRecord]:
+        return await self._read(lambda c: jobs_sql.select_jobs(c, tenant_id, before, limit))
+
+    async def claim_export_job(
+        self, owner: str, now: int, lease_until: int, busy_tenants: list[str]
+    ) -> ExportJobRecord | None:
+        return await self._write(
+            lambda c: jobs_sql.claim_job(c, owner, now, lease_until, busy_tenants)
+        )
+
+    async def update_export_job(
+        self, tenant_id: str, job_id: str, owner: str, changes: dict[str, Any]
+    ) -> bool:
+        return await self._write(
+            lambda c: jobs_sql.update_job(c, tenant_id, job_id, owner, changes)
+        )
+
+    async def cancel_export_job(self, tenant_id: str, job_id: str, at: int) -> str | None:
+        return await self._write(lambda c: jobs_sql.cancel_job(c, tenant_id, job_id, at))

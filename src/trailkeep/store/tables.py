@@ -188,6 +188,7 @@ def _define(backend: Backend) -> MetaData:
     _rollups(md, backend)
     _followers(md, backend)
     _privacy(md, backend)
+    _export_jobs(md, backend)
     if pg:
         Table(
             "event_ids",
@@ -314,6 +315,38 @@ def _privacy(md: MetaData, backend: Backend) -> None:
     )
 
 
+def _export_jobs(md: MetaData, backend: Backend) -> None:
+    """Export jobs: what was asked, by whom, how far it got, where the result is
+    (store/exports/jobs_sql.py; migration 0008 on SQLite, 0007 on PostgreSQL)."""
+    clustered: dict[str, Any] = {} if backend == "postgresql" else {"sqlite_with_rowid": False}
+    Table(
+        "export_jobs",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("id", _text(backend, 64), nullable=False),
+        # queued | running | done | failed | cancelled
+        Column("state", String(16), nullable=False),
+        Column("request", Text, nullable=False),  # the job's parameters, JSON
+        Column("created_by", _text(backend, 256), nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("started_at", BigInteger, nullable=True),
+        Column("finished_at", BigInteger, nullable=True),
+        # The worker holding the job, until when (µs): a job whose lease ran out (its
+        # worker crashed) is taken over by the next worker that looks.
+        Column("lease_owner", String(64), nullable=True),
+        Column("lease_until", BigInteger, nullable=True),
+        Column("attempts", Integer, nullable=False),
+        Column("written", BigInteger, nullable=False),
+        Column("total", BigInteger, nullable=True),
+        Column("error", Text, nullable=True),
+        Column("result", Text, nullable=True),  # files, sizes, location: JSON
+        PrimaryKeyConstraint("tenant_id", "id", name="pk_export_jobs"),
+        Index("ix_export_jobs_state", "state", "created_at"),
+        Index("ix_export_jobs_list", "tenant_id", "created_at", "id"),
+        **clustered,
+    )
+
+
 _ROLLUP_TYPES: dict[str, Any] = {
     "action": lambda b: _text(b, 128),
     "severity": lambda b: Integer(),
@@ -339,6 +372,7 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         "tenant_keys",
         "subject_keys",
         "subject_stats",
+        "export_jobs",
     ),
     "postgresql": (
         *(spec.table for spec in ROLLUPS),
@@ -353,6 +387,7 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         "tenant_keys",
         "subject_keys",
         "subject_stats",
+        "export_jobs",
     ),
 }
 

@@ -1,0 +1,112 @@
+"""The verification bundle beside every export's data file, and the archive holding both.
+
+An unpacked archive is one folder that ``trailkeep verify DIR --key VKEY`` checks:
+
+- ``manifest.json``: tenant, origin, query and what it means, seq range, row count,
+  the view (stored / decrypted / masked), format version, and the SHA-256 and size
+  of every other file;
+- ``checkpoint.txt``: the tenant's signed checkpoint (C2SP signed note) the proofs are
+  against;
+- an unfiltered seq range: ``leaves.bin``, the range's leaf hashes as the log holds
+  them (32 bytes each, in seq order), and ``range-proof.json``, the hashes of the tree
+  outside the range (kit/merkle_range.py). The leaves plus these reproduce the signed
+  root, so the leaves are the log's; each row must then hash to its seq's leaf, every
+  seq exactly once: nothing left out, added, reordered or changed, and a changed row is
+  named, not only detected;
+- a filtered export (a query or a time window): ``proofs.jsonl``, one inclusion proof
+  per exported event, in file order. That proves each event is in the log unchanged;
+  that the filter selected every matching event cannot be proven without the others,
+  and the manifest's ``statement`` says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint.txt"
+RANGE_PROOF = "range-proof.json"
+LEAVES = "leaves.bin"
+PROOFS = "proofs.jsonl"
+BUNDLE_FORMAT = "trailkeep-export"
+BUNDLE_VERSION = 1
+DATA_STEM = "events"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def range_proof_json(tree_size: int, begin: int, end: int, outside: list[bytes]) -> bytes:
+    from trailkeep.kit.merkle_range import outside_nodes
+
+    nodes = outside_nodes(begin, end, tree_size)
+    return orjson.dumps(
+        {
+            "tree_size": tree_size,
+            "from_seq": begin,
+            "to_seq": end,
+            "outside": [
+                {"lo": lo, "hi": hi, "hash": b64(h)}
+                for (lo, hi), h in zip(nodes, outside, strict=True)
+            ],
+        },
+        option=orjson.OPT_INDENT_2,
+    )
+
+
+def proof_line(seq: int, leaf: bytes, proof: list[bytes]) -> bytes:
+    return orjson.dumps({"seq": seq, "leaf_hash": b64(leaf), "proof": [b64(h) for h in proof]})
+
+
+def statement(filtered: bool, q: str, rows: int, begin: int, end: int) -> str:
+    if not filtered:
+        return (
+            f"every event of seqs {begin}..{end - 1} ({rows} events), complete: the range's"
+            " leaves and range-proof.json reproduce the checkpoint's root"
+        )
+    return (
+        f"the {rows} events of seqs {begin}..{end - 1} that match the filter"
+        f" ({q or 'time window only'}); each is proven in the log by proofs.jsonl; that no"
+        " matching event is missing is the server's statement, not a proof"
+    )
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any], files: list[str]) -> None:
+    """Write manifest.json with the digest of each of ``files`` (already in ``folder``)."""
+    listed = []
+    for name in files:
+        sha, size = file_digest(folder / name)
+        listed.append({"name": name, "sha256": sha, "bytes": size})
+    manifest = {**manifest, "files": listed}
+    (folder / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+
+
+def make_archive(folder: Path, archive: Path, compress: bool) -> None:
+    """Zip ``folder`` as one top folder of the same name (zip64 for large files); the
+    Parquet file is stored as it is (zstd already)."""
+    with zipfile.ZipFile(archive, "w", allowZip64=True) as zf:
+        for path in sorted(folder.iterdir()):
+            method = (
+                zipfile.ZIP_DEFLATED
+                if compress and path.suffix != ".parquet"
+                else zipfile.ZIP_STORED
+            )
+            zf.write(path, f"{folder.name}/{path.name}", compress_type=method, compresslevel=6)

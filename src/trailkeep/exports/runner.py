@@ -1,0 +1,276 @@
+"""Running one export job: stream the events in seq order into the data file, write the
+verification bundle, zip both, hand the archive to its destination.
+
+Memory is bounded by one chunk of events (and, for Parquet, one row group). Every
+attempt works in a fresh folder of its own under the work directory, and an archive
+gets its final name only once it is complete (object_store.py), so a crash at any
+point leaves no half file that looks done: the job's lease runs out, another worker
+(or this one after a restart) claims it again and starts over (worker.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from trailkeep.exports import bundle
+from trailkeep.exports.columns import view_values
+from trailkeep.exports.object_store import ObjectStore
+from trailkeep.exports.request import ExportPlan
+from trailkeep.exports.writers import EXTENSIONS, FormatWriter, open_writer
+from trailkeep.integrity import proofs
+from trailkeep.kit.query_ast import Query
+from trailkeep.kit.timeutil import format_us
+from trailkeep.privacy.service import PrivacyService
+from trailkeep.query.compile import event_filter
+from trailkeep.query.filter import EventFilter
+from trailkeep.query.parser import parse_query
+from trailkeep.store.models import CheckpointRecord, ExportJobRecord
+from trailkeep.store.protocol import Store, TreeView
+
+CHUNK = 5_000  # seqs read per database call
+PROGRESS_EVERY_S = 1.0
+
+Report = Callable[[dict[str, Any]], Awaitable[bool]]
+"""Saves progress (and renews the lease); False when the job was cancelled or lost."""
+
+
+class JobFailed(Exception):
+    """The export cannot be made; the message is shown to the user as the job's error."""
+
+
+class JobLost(Exception):
+    """The job was cancelled, or another worker took it over: stop, keep nothing."""
+
+
+@dataclass
+class ExportContext:
+    store: Store
+    privacy: PrivacyService
+    origin_of: Callable[[str], str]
+    destinations: dict[str, ObjectStore]
+    work_dir: Path
+    wait_s: float = 30.0  # for a checkpoint covering the range, for the full-text index
+
+
+async def filter_of(privacy: PrivacyService, tenant_id: str, plan: ExportPlan) -> EventFilter:
+    """The plan's query as the same filter ``GET /v1/events`` would use."""
+    query = parse_query(plan.q, now_us=plan.resolved_at) if plan.q else Query()
+    terms = await privacy.searchable(tenant_id, query.terms)
+    flt = event_filter(tenant_id, Query(tuple(terms)))
+    if plan.occurred_from is not None:
+        low = plan.occurred_from
+        flt = replace(flt, occurred_from=max(low, flt.occurred_from or low))
+    if plan.occurred_to is not None:
+        high = plan.occurred_to
+        flt = replace(flt, occurred_to=min(high, flt.occurred_to or high))
+    return flt
+
+
+async def _wait_for(what: str, ready: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not await ready():
+        if time.monotonic() > deadline:
+            raise JobFailed(f"gave up after {seconds:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def _checkpoint(ctx: ExportContext, tenant_id: str, to_seq: int) -> CheckpointRecord:
+    """The latest checkpoint, once one covers the range (signed within about a second)."""
+    found: list[CheckpointRecord] = []
+
+    async def covered() -> bool:
+        latest = await ctx.store.latest_checkpoint(tenant_id)
+        if latest is not None and latest.size >= to_seq:
+            found.append(latest)
+            return True
+        return False
+
+    await _wait_for(f"a checkpoint covering seq {to_seq - 1}", covered, ctx.wait_s)
+    return found[-1]
+
+
+class _Progress:
+    def __init__(self, report: Report) -> None:
+        self._report = report
+        self._last = time.monotonic()
+
+    async def tick(self, written: int, scanned_to: int, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last < PROGRESS_EVERY_S:
+            return
+        self._last = time.monotonic()
+        if not await self._report({"written": written, "scanned_to_seq": scanned_to}):
+            raise JobLost()
+
+
+def _inclusions(view: TreeView, seqs: list[int], size: int) -> list[tuple[bytes, list[bytes]]]:
+    return proofs.inclusions(view, seqs, size)
+
+
+def _view(privacy_shown: list[bytes]) -> list[list[Any]]:
+    return [view_values(orjson.loads(body)) for body in privacy_shown]
+
+
+async def _stream(
+    ctx: ExportContext,
+    job: ExportJobRecord,
+    plan: ExportPlan,
+    flt: EventFilter,
+    writer: FormatWriter,
+    folder: Path,
+    tree_size: int,
+    progress: _Progress,
+) -> int:
+    """Write every event of the plan; returns the rows written."""
+    viewer = plan.viewer()
+    needs_view = bool(getattr(writer, "needs_view", False))
+    proofs_file = (folder / bundle.PROOFS).open("wb") if plan.filtered else None
+    leaves_file = None if plan.filtered else (folder / bundle.LEAVES).open("wb")
+    position, written = plan.from_seq, 0
+    try:
+        while position < plan.to_seq:
+            rows, position = await ctx.store.events_in_seq_range(flt, position, plan.to_seq, CHUNK)
+            if rows and not plan.filtered:
+                first = written + plan.from_seq
+                if rows[0][0] != first or rows[-1][0] != first + len(rows) - 1:
+                    raise JobFailed(f"events of seqs {first}..{position - 1} are not all stored")
+            if rows:
+                stored = [body for _, body in rows]
+                views = None
+                if needs_view:
+                    shown = await ctx.privacy.present(viewer, job.tenant_id, stored)
+                    views = await asyncio.to_thread(_view, shown)
+                await asyncio.to_thread(writer.write, stored, views)
+                if leaves_file is not None:
+                    first, last = rows[0][0], rows[-1][0] + 1
+                    leaves_file.write(
+                        await ctx.store.read_tree(
+                            job.tenant_id, partial(proofs.leaf_hashes, begin=first, end=last)
+                        )
+                    )
+                if proofs_file is not None:
+                    seqs = [seq for seq, _ in rows]
+                    found = await ctx.store.read_tree(
+                        job.tenant_id, partial(_inclusions, seqs=seqs, size=tree_size)
+                    )
+                    lines = [
+                        bundle.proof_line(seq, leaf, proof)
+                        for seq, (leaf, proof) in zip(seqs, found, strict=True)
+                    ]
+                    proofs_file.write(b"\n".join(lines) + b"\n")
+                written += len(rows)
+            await progress.tick(written, position)
+    finally:
+        for handle in (proofs_file, leaves_file):
+            if handle is not None:
+                handle.close()
+    return written
+
+
+async def run_job(ctx: ExportContext, job: ExportJobRecord, report: Report) -> dict[str, Any]:
+    """Make the export; returns the job's result (files, archive, rows)."""
+    plan = ExportPlan.from_json(job.request)
+    tenant = job.tenant_id
+    destination = ctx.destinations.get(plan.destination)
+    if destination is None:
+        raise JobFailed(f"the destination {plan.destination!r} is not configured")
+    flt = await filter_of(ctx.privacy, tenant, plan)
+    checkpoint = await _checkpoint(ctx, tenant, plan.to_seq)
+    if flt.text:
+
+        async def indexed() -> bool:
+            return await ctx.store.indexed_through(tenant) >= plan.to_seq
+
+        await _wait_for(f"full text indexed to seq {plan.to_seq - 1}", indexed, ctx.wait_s)
+    attempt_dir = ctx.work_dir / f"{job.id}.{job.attempts}"
+    for stale in ctx.work_dir.glob(f"{job.id}.*"):
+        shutil.rmtree(stale, ignore_errors=True)  # an earlier attempt's leftovers
+    folder = attempt_dir / f"trailkeep-export-{job.id}"
+    folder.mkdir(parents=True)
+    try:
+        return await _make(ctx, job, plan, flt, checkpoint, folder, destination, report)
+    finally:
+        shutil.rmtree(attempt_dir, ignore_errors=True)
+
+
+async def _make(
+    ctx: ExportContext,
+    job: ExportJobRecord,
+    plan: ExportPlan,
+    flt: EventFilter,
+    checkpoint: CheckpointRecord,
+    folder: Path,
+    destination: ObjectStore,
+    report: Report,
+) -> dict[str, Any]:
+    data_name = f"{bundle.DATA_STEM}.{EXTENSIONS[plan.format]}"
+    writer = open_writer(plan.format, folder / data_name)
+    progress = _Progress(report)
+    try:
+        rows = await _stream(ctx, job, plan, flt, writer, folder, checkpoint.size, progress)
+    finally:
+        await asyncio.to_thread(writer.close)
+    await progress.tick(rows, plan.to_seq, force=True)
+    (folder / bundle.CHECKPOINT).write_text(checkpoint.note)
+    files = [data_name, bundle.CHECKPOINT]
+    if plan.filtered:
+        files.append(bundle.PROOFS)
+    else:
+        size, begin, end = checkpoint.size, plan.from_seq, plan.to_seq
+        outside = await ctx.store.read_tree(
+            job.tenant_id, lambda v: proofs.outside_range(v, begin, end, size)
+        )
+        (folder / bundle.RANGE_PROOF).write_bytes(
+            bundle.range_proof_json(size, begin, end, outside)
+        )
+        files += [bundle.LEAVES, bundle.RANGE_PROOF]
+    reveal = await ctx.privacy.reveals(plan.viewer(), job.tenant_id)
+    manifest = {
+        "format": bundle.BUNDLE_FORMAT,
+        "version": bundle.BUNDLE_VERSION,
+        "export_id": job.id,
+        "tenant_id": job.tenant_id,
+        "origin": ctx.origin_of(job.tenant_id),
+        "created_at": format_us(job.created_at),
+        "created_by": job.created_by,
+        "data_format": plan.format,
+        "data_file": data_name,
+        "view": "stored" if plan.format == "jsonl" else ("decrypted" if reveal else "masked"),
+        "query": plan.q,
+        "occurred_from": None if plan.occurred_from is None else format_us(plan.occurred_from),
+        "occurred_to": None if plan.occurred_to is None else format_us(plan.occurred_to),
+        "filtered": plan.filtered,
+        "from_seq": plan.from_seq,
+        "to_seq": plan.to_seq,
+        "rows": rows,
+        "checkpoint_size": checkpoint.size,
+        "checkpoint_root": bundle.b64(checkpoint.root_hash),
+        "proof": bundle.PROOFS if plan.filtered else bundle.RANGE_PROOF,
+        "statement": bundle.statement(plan.filtered, plan.q, rows, plan.from_seq, plan.to_seq),
+    }
+    await asyncio.to_thread(bundle.write_manifest, folder, manifest, files)
+    archive = folder.parent / f"{folder.name}.zip"
+    await asyncio.to_thread(bundle.make_archive, folder, archive, plan.compression == "deflate")
+    name = f"{job.tenant_id}/{job.id}/{archive.name}"
+    stored = await asyncio.to_thread(destination.put, archive, name)
+    return {
+        "rows": rows,
+        "files": orjson.loads((folder / bundle.MANIFEST).read_bytes())["files"],
+        "archive": {
+            "destination": plan.destination,
+            "location": stored.location,
+            "name": archive.name,
+            "bytes": stored.size,
+            "sha256": stored.sha256,
+        },
+        "checkpoint_size": checkpoint.size,
+        "view": manifest["view"],
+    }

@@ -1,0 +1,170 @@
+"""The three export formats, written as a stream: rows go out a chunk at a time and
+nothing of the result set is held beyond one chunk (a Parquet row group at most).
+
+- JSONL: the stored canonical bytes, one event per line, exactly what
+  ``GET /v1/events/{id}?form=stored`` returns: ready for ``trailkeep verify``.
+- CSV: RFC 4180 (``csv`` module, CRLF line ends, quotes doubled), a header row, the
+  columns of columns.py. Cells a spreadsheet would run as a formula (starting with
+  ``= + - @``, tab or carriage return) and cells starting with ``'`` get a leading
+  ``'``: spreadsheets show the text instead of evaluating it, and the escape is
+  reversible (:func:`unescape_cell`), so the verifier can compare cells exactly.
+- Parquet (pyarrow): typed columns (seq int64, times as timestamp[us, UTC], targets a
+  list of structs, JSON text for free-form fields), zstd, row groups of up to
+  ``row_group`` rows in seq order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trailkeep.exports.columns import COLUMNS, NAMES, text_cells
+
+FORMATS = ("jsonl", "csv", "parquet")
+EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r", "'")
+DEFAULT_ROW_GROUP = 100_000
+
+
+def escape_cell(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_LEADS) else cell
+
+
+def unescape_cell(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") else cell
+
+
+class FormatWriter(Protocol):
+    rows: int
+
+    def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
+        """Append events: their stored bytes and (CSV, Parquet) their view columns."""
+        ...
+
+    def close(self) -> None:
+        """Finish the file (footer, flush, fsync)."""
+        ...
+
+
+def _sync_close(handle: BinaryIO) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+
+
+class JsonlWriter:
+    needs_view = False
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self.rows = 0
+
+    def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
+        self._file.write(b"".join(body + b"\n" for body in stored))
+        self.rows += len(stored)
+
+    def close(self) -> None:
+        _sync_close(self._file)
+
+
+class CsvWriter:
+    needs_view = True
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("wb")
+        self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")
+        self._csv = csv.writer(self._text, dialect="excel", lineterminator="\r\n")
+        self._csv.writerow(NAMES)
+        self.rows = 0
+
+    def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
+        assert views is not None
+        rows = []
+        for body, values in zip(stored, views, strict=True):
+            cells = [escape_cell(cell) for cell in text_cells(values)]
+            cells.append(body.decode())
+            rows.append(cells)
+        self._csv.writerows(rows)
+        self.rows += len(stored)
+
+    def close(self) -> None:
+        self._text.flush()
+        self._text.detach()
+        _sync_close(self._file)
+
+
+_TARGET = pa.struct([("type", pa.string()), ("id", pa.string()), ("name", pa.string())])
+_TYPES = {
+    "int": pa.int64(),
+    "time": pa.timestamp("us", tz="UTC"),
+    "text": pa.string(),
+    "json": pa.string(),
+    "targets": pa.list_(_TARGET),
+}
+SCHEMA = pa.schema(
+    [pa.field(c.name, _TYPES[c.kind]) for c in COLUMNS] + [pa.field("stored", pa.binary())]
+)
+
+
+class ParquetWriter:
+    needs_view = True
+
+    def __init__(self, path: Path, row_group: int = DEFAULT_ROW_GROUP) -> None:
+        self._path = path
+        self._writer = pq.ParquetWriter(
+            str(path), SCHEMA, compression="zstd", write_statistics=["seq"]
+        )
+        self._row_group = row_group
+        self._pending: list[tuple[Sequence[bytes], Sequence[list[Any]]]] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
+        assert views is not None
+        self._pending.append((stored, views))
+        self._pending_rows += len(stored)
+        if self._pending_rows >= self._row_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending_rows:
+            return
+        columns: list[list[Any]] = [[] for _ in COLUMNS]
+        stored_all: list[bytes] = []
+        for stored, views in self._pending:
+            stored_all.extend(stored)
+            for values in views:
+                for i, value in enumerate(values):
+                    columns[i].append(value)
+        arrays = []
+        for column, values in zip(COLUMNS, columns, strict=True):
+            if column.kind == "time":  # RFC 3339 text, parsed by Arrow in C
+                arrays.append(pa.array(values, type=pa.string()).cast(_TYPES["time"]))
+            else:
+                arrays.append(pa.array(values, type=_TYPES[column.kind]))
+        arrays.append(pa.array(stored_all, type=pa.binary()))
+        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+        self._writer.write_table(table, row_group_size=self._pending_rows)
+        self.rows += self._pending_rows
+        self._pending, self._pending_rows = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+        with self._path.open("rb+") as handle:
+            os.fsync(handle.fileno())
+
+
+def open_writer(fmt: str, path: Path) -> FormatWriter:
+    if fmt == "jsonl":
+        return JsonlWriter(path)
+    if fmt == "csv":
+        return CsvWriter(path)
+    return ParquetWriter(path)

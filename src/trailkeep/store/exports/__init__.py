@@ -1,0 +1,1 @@
+"""Storage of export jobs: their rows, and the claim of a job by one worker."""
