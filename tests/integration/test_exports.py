@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pyarrow.parquet as pq
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import World, event
+from tests.conftest import World, event, make_settings, seed_keys
+from tests.s3_fixture import S3Server, s3_server  # noqa: F401
+from trailkeep.app import create_app
 from trailkeep.cli import app as cli_app
 
 EMAIL = "ada.lovelace@example.com"
@@ -36,7 +40,7 @@ def _fill(world: World, n: int = 40) -> None:
         if i % 4 == 0:
             extra["context"] = {"ip_address": "203.0.113.9", "user_agent": "Agent/1"}
         if i == 7:
-            extra["message"] = "=HYPERLINK(\"http://evil\")"  # a spreadsheet formula
+            extra["message"] = '=HYPERLINK("http://evil")'  # a spreadsheet formula
         actor = {"id": f"u{i % 5}", "name": "Ada Lovelace", "email": EMAIL}
         action = "user.login" if i % 2 else "document.update"
         events.append({"action": action, "actor": actor, **extra})
@@ -89,13 +93,17 @@ def test_jsonl_export_of_the_whole_log_verifies_and_tampering_is_named(
     assert job["progress"]["written"] == 40 and job["request"]["to_seq"] == 40
     folder = _download(world, job, tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == [
-        "checkpoint.txt", "events.jsonl", "leaves.bin", "manifest.json", "range-proof.json"
+        "checkpoint.txt",
+        "events.jsonl",
+        "leaves.bin",
+        "manifest.json",
+        "range-proof.json",
     ]
-    vkey = _verify_key = _vkey(world)
+    vkey = _vkey(world)
     code, report = _verify(folder, vkey)
     assert code == 0 and report["ok"] and report["rows"] == 40, report
     # the zip archive itself verifies too
-    assert _verify(tmp_path / job["archive"]["name"], _verify_key)[0] == 0
+    assert _verify(tmp_path / job["archive"]["name"], vkey)[0] == 0
     # the lines are the stored events, byte for byte
     lines = (folder / "events.jsonl").read_bytes().splitlines()
     stored = world.client.get(
@@ -178,9 +186,12 @@ def test_a_reader_sees_masked_fields_and_cannot_export(world: World, tmp_path: P
     r = world.client.post("/v1/exports", json={}, headers=world.h("acme", "reader"))
     assert r.status_code == 403
     job = _export(world, role="tenant_admin", format="csv")
-    assert world.client.get(
-        f"/v1/exports/{job['id']}/download", headers=world.h("acme", "reader")
-    ).status_code == 403
+    assert (
+        world.client.get(
+            f"/v1/exports/{job['id']}/download", headers=world.h("acme", "reader")
+        ).status_code
+        == 403
+    )
     # another tenant's export id is a 404, for reading and downloading alike
     for path in (f"/v1/exports/{job['id']}", f"/v1/exports/{job['id']}/download"):
         assert world.client.get(path, headers=world.h("globex", "tenant_admin")).status_code == 404
@@ -237,9 +248,10 @@ def test_bad_requests_are_refused_up_front(
     r = world.client.post("/v1/exports", json=body, headers=world.h("acme", "tenant_admin"))
     assert r.status_code == status, r.text
     assert needle in r.text
-    assert world.client.get("/v1/exports", headers=world.h("acme", "tenant_admin")).json()[
-        "data"
-    ] == []
+    assert (
+        world.client.get("/v1/exports", headers=world.h("acme", "tenant_admin")).json()["data"]
+        == []
+    )
 
 
 def test_cancel_and_unknown_ids(world: World) -> None:
@@ -252,3 +264,50 @@ def test_cancel_and_unknown_ids(world: World) -> None:
     assert r.status_code == 409 and "done" in r.text
     alias = world.client.get(f"/v1/logs/export/{job['id']}", headers=h)
     assert alias.status_code == 200 and alias.json()["state"] == "done"
+
+
+@pytest.mark.sqlite_only  # where the archive goes has nothing to do with the database
+def test_an_s3_export_downloads_through_a_short_lived_link(
+    s3_server: S3Server,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    bucket = s3_server.make_bucket("exports")
+    settings = make_settings(
+        tmp_path,
+        export_destination="s3",
+        export_s3_bucket=bucket,
+        export_s3_endpoint_url=s3_server.endpoint_url,
+        export_s3_region=s3_server.region,
+        export_s3_access_key_id=s3_server.access_key_id,
+        export_s3_secret_access_key="s3cr3t-never-in-a-link",  # moto takes any
+        export_s3_sse="AES256",
+        export_link_seconds=60,
+    )
+    keys = seed_keys(settings)
+    with TestClient(create_app(settings)) as client:
+        world = World(client, settings, keys)
+        _fill(world, 12)
+        job = _export(world, format="jsonl")
+        assert job["request"]["destination"] == "s3"
+        r = client.get(
+            f"/v1/exports/{job['id']}/download",
+            headers=world.h("acme", "auditor"),
+            follow_redirects=False,
+        )
+        assert r.status_code == 307 and r.headers["cache-control"] == "no-store"
+        link = r.headers["location"]
+        assert link.startswith(s3_server.endpoint_url) and "X-Amz-Expires=60" in link
+        assert "s3cr3t" not in link  # signed with the secret, never carrying it
+        vkey = _vkey(world)
+    data = httpx.get(link, timeout=10)
+    assert data.status_code == 200
+    archive = tmp_path / "from-s3.zip"
+    archive.write_bytes(data.content)
+    code, report = _verify(archive, vkey)
+    assert code == 0 and report["rows"] == 12, report
+    head = s3_server.client().head_object(Bucket=bucket, Key=job_location(settings, job))
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def job_location(settings: Any, job: dict[str, Any]) -> str:
+    return f"{settings.export_s3_prefix}acme/{job['id']}/{job['archive']['name']}"
