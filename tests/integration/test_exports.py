@@ -311,3 +311,29 @@ def test_an_s3_export_downloads_through_a_short_lived_link(
 
 def job_location(settings: Any, job: dict[str, Any]) -> str:
     return f"{settings.export_s3_prefix}acme/{job['id']}/{job['archive']['name']}"
+
+
+@pytest.mark.sqlite_only
+def test_an_unreachable_bucket_is_a_503_at_request_time(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = make_settings(
+        tmp_path,
+        export_s3_bucket="exports",
+        export_s3_endpoint_url=f"http://127.0.0.1:{port}",
+        export_s3_access_key_id="id",
+        export_s3_secret_access_key="s3cr3t",
+        export_s3_timeout_seconds=1,
+    )
+    keys = seed_keys(settings)
+    with TestClient(create_app(settings)) as client:
+        world = World(client, settings, keys)
+        world.post("acme", event())
+        h = world.h("acme", "tenant_admin")
+        r = client.post("/v1/exports", json={"destination": "s3"}, headers=h)
+        assert r.status_code == 503, r.text
+        assert "unreachable" in r.text and "s3cr3t" not in r.text
+        assert client.get("/v1/exports", headers=h).json()["data"] == []

@@ -3,14 +3,15 @@ and not a failed job later), show, list, cancel, and hand out the archive."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
 
 from trailkeep.auth.principal import Permission, Principal
-from trailkeep.errors import BadQuery, Conflict, NotFound, ValidationFailed
-from trailkeep.exports.object_store import ObjectStore
+from trailkeep.errors import BadQuery, Conflict, NotFound, Unavailable, ValidationFailed
+from trailkeep.exports.object_store import DestinationError, ObjectStore
 from trailkeep.exports.request import ExportIn, ExportPlan
 from trailkeep.exports.runner import filter_of
 from trailkeep.exports.worker import ExportWorker
@@ -81,6 +82,10 @@ class ExportService:
                 " (TRAILKEEP_EXPORT_S3_BUCKET is not set)",
                 details={"field": "destination"},
             )
+        try:  # an unreachable or misconfigured bucket is known now: say so, queue nothing
+            await asyncio.to_thread(self._destinations[destination].check)
+        except DestinationError as exc:
+            raise Unavailable(f"export destination '{destination}': {exc}") from None
         resolved_at = now_us()
         try:
             query = parse_query(body.q, now_us=resolved_at) if body.q else None

@@ -300,8 +300,9 @@ class SharedSqlStore(ABC):
     async def claim_export_job(
         self, owner: str, now: int, lease_until: int, busy_tenants: list[str]
     ) -> ExportJobRecord | None:
+        pg = self.postgres
         return await self._write(
-            lambda c: jobs_sql.claim_job(c, owner, now, lease_until, busy_tenants)
+            lambda c: jobs_sql.claim_job(c, pg, owner, now, lease_until, busy_tenants)
         )
 
     async def update_export_job(

@@ -6,7 +6,11 @@ UPDATE of the others matches no row. A claimed job stays claimed while its worke
 renews the lease with each progress report; when a worker dies, the lease runs out
 and the next worker to look takes the job over (and starts it again: attempts + 1).
 Only one job per tenant runs at a time: a job is claimable only if no other job of
-its tenant holds a live lease.
+its tenant holds a live lease. Two claimants could each see "none running" and take
+two jobs of one tenant; SQLite runs one write transaction at a time, and on PostgreSQL
+a claimant first takes the tenant's transaction-scoped advisory lock (without waiting:
+a tenant being claimed by someone else is skipped, so claimants never deadlock) and
+checks again under it.
 """
 
 from __future__ import annotations
@@ -85,8 +89,31 @@ def count_active(conn: SqlConnection, tenant_id: str) -> int:
     return int(row[0])
 
 
+_RUNNING_SQL = (
+    "SELECT 1 FROM export_jobs WHERE tenant_id = ? AND id <> ? AND state = 'running'"
+    " AND lease_until >= ?"
+)
+
+
+def _tenant_free(conn: SqlConnection, pg: bool, tenant_id: str, job_id: str, now: int) -> bool:
+    """Whether this transaction may claim a job of ``tenant_id`` (locks it on PostgreSQL)."""
+    if pg:
+        row = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtext(CAST(? AS text)))",
+            (f"trailkeep.export:{tenant_id}",),
+        ).fetchone()
+        if not row[0]:
+            return False
+    return conn.execute(_RUNNING_SQL, (tenant_id, job_id, now)).fetchone() is None
+
+
 def claim_job(
-    conn: SqlConnection, owner: str, now: int, lease_until: int, busy_tenants: list[str]
+    conn: SqlConnection,
+    pg: bool,
+    owner: str,
+    now: int,
+    lease_until: int,
+    busy_tenants: list[str],
 ) -> ExportJobRecord | None:
     """Take the oldest job that is queued, or running with an expired lease, of a tenant
     with no other live job and not in ``busy_tenants``; None if there is none."""
@@ -99,7 +126,7 @@ def claim_job(
         (now, now),
     ).fetchall()
     for tenant_id, job_id, state, old_lease in rows:
-        if tenant_id in busy_tenants:
+        if tenant_id in busy_tenants or not _tenant_free(conn, pg, tenant_id, job_id, now):
             continue
         lease_match = "lease_until IS NULL" if old_lease is None else "lease_until = ?"
         args: list[Any] = [owner, lease_until, now, tenant_id, job_id, state]
