@@ -337,3 +337,22 @@ def test_an_unreachable_bucket_is_a_503_at_request_time(tmp_path: Path) -> None:
         assert r.status_code == 503, r.text
         assert "unreachable" in r.text and "s3cr3t" not in r.text
         assert client.get("/v1/exports", headers=h).json()["data"] == []
+
+
+def test_an_export_masks_what_the_role_may_not_read(world: World, tmp_path: Path) -> None:
+    r = world.client.patch(
+        "/v1/tenants/acme",
+        json={"privacy": {"reveal_to": ["auditor"]}},
+        headers=world.h("acme", "tenant_admin"),
+    )
+    assert r.status_code == 200, r.text
+    _fill(world, 8)
+    job = _export(world, role="tenant_admin", format="csv")
+    assert job["view"] == "masked"
+    folder = _download(world, job, tmp_path)
+    text = (folder / "events.csv").read_bytes().decode()
+    assert EMAIL not in text and "Ada Lovelace" not in text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["actor_email"] for r in rows} == {"a***@example.com"}
+    code, report = _verify(folder, _vkey(world))
+    assert code == 0 and report["sealed_values_shown"] >= 16, report
