@@ -537,3 +537,18 @@ def test_cursor_from_other_filters_or_tenant_is_refused(world: World) -> None:
     mid = len(cursor) // 2
     tampered = cursor[:mid] + ("A" if cursor[mid] != "A" else "B") + cursor[mid + 1 :]
     assert_error(world.list("acme", limit=1, cursor=tampered), 400)
+
+
+def test_one_number_out_of_range_rejects_its_item_not_the_batch(world: World) -> None:
+    """1e400 in one item is that item's 422 inside a 200; the others are stored."""
+    good = b'{"id": "fine-1", "action": "a.b", "actor": {"id": "u"}}'
+    r = post_raw(
+        world, b'{"events": [' + _with_number(b"1e400") + b", " + good + b"]}", "/v1/events/batch"
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["created"] == 1
+    first, second = body["results"]
+    assert first["status"] == "rejected" and first["error"]["code"] == "validation_error"
+    assert first["error"]["details"][0]["loc"] == ["events", 0, "metadata"]
+    assert second["status"] == "created" and second["id"] == "fine-1"

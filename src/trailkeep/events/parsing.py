@@ -96,7 +96,9 @@ def _parse_items(body: bytes, max_events: int) -> list[EventIn | TrailkeepError]
     """Slow path: some item is invalid. Keep each item's raw JSON and decode it alone."""
     try:
         # Malformed JSON is a 400 for the whole body, whatever the schema would say first.
-        msgspec.json.decode(body)
+        # Decoded as Raw: the syntax is checked, no value is converted, so an item's number
+        # out of range (1e400) stays that item's 422 below, not the whole batch's 400.
+        msgspec.json.decode(body, type=msgspec.Raw)
     except _NOT_JSON as exc:
         raise _not_json(exc) from None
     try:
