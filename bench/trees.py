@@ -13,7 +13,6 @@ origin, and have the size and root of the tree recomputed from the stored bodies
 
 from __future__ import annotations
 
-import hashlib
 import time
 import urllib.error
 import urllib.parse
@@ -23,6 +22,7 @@ from typing import Any
 from common import http_get_json, signing_key
 from trailkeep.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailkeep.integrity.note import NoteError, Verifier, parse_signer
+from trailkeep.kit.merkle import leaf_hash
 from trailkeep.kit.tiles import TileFrontier, TreeStateError
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.tree.tiles_sql import load_frontier
@@ -34,11 +34,6 @@ UPSERT_TILE = (
     " ON CONFLICT (tenant_id, level, idx) DO UPDATE SET hashes = excluded.hashes"
 )
 TileRowT = tuple[str, int, int, bytes]
-
-
-def leaf_of(body: bytes) -> bytes:
-    """store/log/event_rows.leaf_of, inlined: called once per preloaded event."""
-    return hashlib.sha256(b"\x00" + body).digest()
 
 
 class TreeLoader:
@@ -79,7 +74,7 @@ class TreeLoader:
                         f"tenant {tenant!r}: seq {row[1]} follows a tree of"
                         f" {self.frontiers[tenant].size} leaves"
                     )
-            hashes.append(leaf_of(row[BODY]))
+            hashes.append(leaf_hash(row[BODY]))
         out: list[TileRowT] = []
         for tenant, hashes in leaves.items():
             changed = self.frontiers[tenant].extend(hashes)
@@ -108,7 +103,7 @@ def leaves_by_tenant(
         if tenant not in leaves:
             leaves[tenant] = []
             first[tenant] = row[1]
-        leaves[tenant].append(leaf_of(row[BODY]))
+        leaves[tenant].append(leaf_hash(row[BODY]))
     return leaves, first
 
 
@@ -139,7 +134,7 @@ def ordered_leaves(rows: Iterable[tuple[int, bytes]], count: int) -> list[bytes]
     for seq, body in rows:
         if not 0 <= seq < count or leaves[seq] is not None:
             raise ValueError(f"seq {seq} is out of 0..{count - 1} or stored twice")
-        leaves[seq] = leaf_of(bytes(body))
+        leaves[seq] = leaf_hash(bytes(body))
     missing = [i for i, leaf in enumerate(leaves) if leaf is None]
     if missing:
         raise ValueError(f"{len(missing)} seqs missing, the first {missing[0]}")

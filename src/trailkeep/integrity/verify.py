@@ -45,7 +45,7 @@ from trailkeep.integrity.verify_report import (
 )
 from trailkeep.integrity.verify_tiles import FetchTile, TileCheckError, VerifiedTiles, check_tiles
 from trailkeep.kit.canonical import canonical_json, orjson_matches_jcs
-from trailkeep.kit.merkle import CompactRange
+from trailkeep.kit.merkle import CompactRange, leaf_hash
 
 __all__ = ["MAX_LINE_BYTES", "VerifyError", "leaf_items", "verify_export"]
 
@@ -122,7 +122,7 @@ def _collect(lines: list[bytes], lineno: int, tenant: str, max_line: int) -> lis
     """
     out: list[_Item] = []
     append = out.append
-    decode, dumps, sha256 = _DECODE, orjson.dumps, hashlib.sha256
+    decode, dumps, leaf = _DECODE, orjson.dumps, leaf_hash
     for line in lines:
         lineno += 1
         try:
@@ -140,7 +140,7 @@ def _collect(lines: list[bytes], lineno: int, tenant: str, max_line: int) -> lis
         except Exception:  # any doubt at all: the slow path decides, and names the problem
             append(_classify(line, lineno, tenant, max_line))
             continue
-        append((lineno, seq, sha256(b"\x00" + canon).digest()))
+        append((lineno, seq, leaf(canon)))
     return out
 
 
@@ -170,7 +170,7 @@ def _classify(line: bytes, lineno: int, tenant: str, max_line: int) -> _Item:
         canon = canonical_json(obj)
     except (ValueError, TypeError, RecursionError) as exc:
         return BadLine(lineno, "not_canonical", f"seq {seq} cannot be encoded as RFC 8785: {exc}")
-    return (lineno, seq, hashlib.sha256(b"\x00" + canon).digest())
+    return (lineno, seq, leaf_hash(canon))
 
 
 def _not_json(line: bytes, lineno: int, exc: Exception) -> BadLine:

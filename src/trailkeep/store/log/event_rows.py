@@ -6,13 +6,13 @@ out seqs; this decides, event by event, what is created and what is a retry.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from trailkeep.kit.canonical import canonical_json
 from trailkeep.kit.jsonutil import dumps_sorted
+from trailkeep.kit.merkle import leaf_hash
 from trailkeep.store.models import AppendResult, AppendStatus, EventDraft
 
 Prior = tuple[int, bytes, bytes]  # seq, request_hash, body of an event already stored
@@ -34,11 +34,6 @@ class StoredRows:
 def stored_body(doc: dict[str, Any], jcs_by_orjson: bool) -> bytes:
     """The RFC 8785 bytes of a stored event (kit/canonical.py; orjson when it agrees)."""
     return dumps_sorted(doc) if jcs_by_orjson else canonical_json(doc)
-
-
-def leaf_of(body: bytes) -> bytes:
-    """The event's Merkle leaf hash, SHA-256(0x00 || body) (RFC 9162 section 2.1.1)."""
-    return hashlib.sha256(b"\x00" + body).digest()
 
 
 def supplied_ids(drafts: list[EventDraft]) -> dict[str, list[str]]:
@@ -78,7 +73,7 @@ def build_rows(
             if leaves is None:
                 leaves = out.leaves[d.tenant_id] = []
                 out.first_seq[d.tenant_id] = seq
-            leaves.append(leaf_of(body))
+            leaves.append(leaf_hash(body))
         out.events.append(
             (
                 d.tenant_id,

@@ -7,7 +7,6 @@ floats, whose JCS spelling differs), hash the leaves and write the tiles.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 
@@ -15,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, text
 
 from trailkeep.kit.canonical import CanonicalizationError, canonical_json
+from trailkeep.kit.merkle import leaf_hash
 from trailkeep.kit.tiles import TileFrontier
 
 _BATCH = 5_000
@@ -67,7 +67,7 @@ def _backfill_tenant(conn: Connection, tenant_id: str) -> int:
                     ),
                     {"b": canonical, "t": tenant_id, "s": seq, "o": occurred_at},
                 )
-            leaves.append(hashlib.sha256(b"\x00" + canonical).digest())
+            leaves.append(leaf_hash(canonical))
         changed = frontier.extend(leaves)
         conn.execute(
             text(
