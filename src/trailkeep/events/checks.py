@@ -4,7 +4,11 @@ configurable limits.
 Rules: text without NUL characters or unpaired surrogates, a valid IP address, a known
 severity (aliases normalised in place), an actor id unless anonymous, resource_type and
 resource_id together, free JSON (metadata, changes) bounded in depth, keys and size,
-finite numbers, integers within ±(2**53-1).
+finite numbers, and every number (integer or not) within ±(2**53-1): the I-JSON rule
+(RFC 7493 section 2.2). RFC 8785 writes a float such as 5.2775053738783674e+17 without
+an exponent (527750537387836740), which ordinary parsers in JavaScript, Go or Python
+then read as an integer beyond the exact range, so the stored bytes would not survive
+parse, canonicalise, parse unchanged and an honest log would fail to verify.
 
 Each violation is reported as ``{"loc": [...], "msg": ..., "type": ...}`` naming the
 field, the same shape as schema errors, so clients see one error format.
@@ -68,12 +72,24 @@ class _JsonWalker:
                 self.walk(item, [*path, index], depth + 1)
         elif isinstance(value, str):
             self._text(value, path)
-        elif isinstance(value, float) and not math.isfinite(value):
-            self.problems.append(
-                _problem(
-                    self.loc + path, "numbers must be finite (no NaN or Infinity)", "value_error"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                self.problems.append(
+                    _problem(
+                        self.loc + path,
+                        "numbers must be finite (no NaN or Infinity)",
+                        "value_error",
+                    )
                 )
-            )
+            elif abs(value) > MAX_SAFE_INTEGER:
+                self.problems.append(
+                    _problem(
+                        self.loc + path,
+                        "number outside ±(2**53-1): JSON parsers cannot keep it exact"
+                        " (send it as a string)",
+                        "value_error",
+                    )
+                )
         elif (
             isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
         ):
