@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import Server, cli, free_port
+from tests.e2e.server import Server, cli_in_process, free_port
 from trailkeep.app import build_store
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
@@ -54,9 +54,11 @@ async def _tenants_and_keys(data_dir: Path) -> dict[str, str]:
 def seeded(tmp_path: Path) -> dict[str, Any]:
     """A data dir with the platform admin key, tenants a and b and a writer/reader each.
 
-    `trailkeep init` runs as a user runs it; the tenants and keys are made in-process
-    (six more CLI processes cost about 8 s per test; tests/e2e/test_cli.py covers them).
+    `trailkeep init` runs as a user runs it, its typer app in this process (a process
+    costs about a second per test; tests/e2e/test_cli.py runs the commands); the tenants
+    and keys are made through the services.
     """
-    out: dict[str, Any] = {"admin": cli("init", "--data-dir", str(tmp_path), "--json")["admin_key"]}
+    made = cli_in_process("init", "--data-dir", str(tmp_path), "--json")
+    out: dict[str, Any] = {"admin": made["admin_key"]}
     out.update(asyncio.run(_tenants_and_keys(tmp_path)))
     return out

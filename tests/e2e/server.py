@@ -9,13 +9,17 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
 from tests.conftest import TEST_PRIVACY_KEY, TEST_SIGNING_KEY
+from trailkeep.cli import app as cli_app
 
 
 def free_port() -> int:
@@ -28,7 +32,8 @@ def free_port() -> int:
 def cli(
     *args: str, env: dict[str, str] | None = None, check: bool = True, input_text: str = ""
 ) -> Any:
-    """Run the trailkeep CLI; parse its stdout as JSON when --json is among the args."""
+    """Run the trailkeep CLI as a process; parse its stdout as JSON when --json is among
+    the args (and it succeeded); AssertionError if ``check`` and it failed."""
     proc = subprocess.run(
         [sys.executable, "-m", "trailkeep.cli", *args],
         capture_output=True,
@@ -37,6 +42,54 @@ def cli(
         timeout=60,
         env={**os.environ, **(env or {})},
     )
+    return _checked(args, proc, check)
+
+
+def cli_in_process(
+    *args: str,
+    env: Mapping[str, str | None] | None = None,
+    check: bool = True,
+    input_text: str = "",
+) -> Any:
+    """cli(), but the command runs in this process (run_in_process): for what a command
+    does and prints. A test of the process itself (the installed entry point, a server
+    process's start-up, signals, a pipe into stdin) uses cli()."""
+    return _checked(args, run_in_process(*args, env=env, input_text=input_text), check)
+
+
+@dataclass(frozen=True, slots=True)
+class CliRun:
+    """What an in-process run left: the fields of subprocess.CompletedProcess the tests
+    read, so that a test reads a run of either kind the same way."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(
+    *args: str, env: Mapping[str, str | None] | None = None, input_text: str = ""
+) -> CliRun:
+    """``trailkeep ARGS``: the same typer app (trailkeep.cli) run in this process through
+    typer's CliRunner, with the same argv, stdin and environment; its exit code, stdout and
+    stderr apart. No new interpreter and imports: a process costs about a second.
+
+    ``env`` adds to the environment for the run; a None value unsets a variable. An
+    exception escaping the command goes to stderr as the interpreter would print it, with
+    exit code 1, as in a process: a test's ``"Traceback" not in stderr`` still holds.
+    """
+    # Rich wraps at the terminal's width; cli()'s process has pipes, not a terminal: 80
+    # columns unless COLUMNS says otherwise.
+    run_env: dict[str, str | None] = {"COLUMNS": os.environ.get("COLUMNS", "80"), **(env or {})}
+    result = CliRunner().invoke(cli_app, list(args), input=input_text, env=run_env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return CliRun(list(args), result.exit_code, result.stdout, stderr)
+
+
+def _checked(args: tuple[str, ...], proc: Any, check: bool) -> Any:
     if check and proc.returncode != 0:
         raise AssertionError(f"trailkeep {' '.join(args)} failed: {proc.stderr}")
     if "--json" in args and proc.returncode == 0:
