@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission, Principal
-from trailkeep.errors import BadRequest, NotFound
+from trailkeep.errors import BadRequest
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
@@ -28,7 +28,7 @@ from trailkeep.integrity.docs_models import (
     text_example,
 )
 from trailkeep.integrity.service import checkpoint_json
-from trailkeep.kit.tiles import TileError, parse_tile_path
+from trailkeep.kit.tiles import TileError, parse_entries_path, parse_tile_path
 
 router = APIRouter(prefix="/v1", tags=["integrity"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -132,7 +132,8 @@ async def get_inclusion_proof(
     summary="Consistency proof between two tree sizes",
     description=(
         "RFC 9162 proof that the tree of `to` leaves (default: the latest checkpoint's)"
-        " extends the tree of `from` leaves."
+        " extends the tree of `from` leaves. `from=0` is a 400: RFC 9162 defines no"
+        " proof from the empty tree."
     ),
     response_model=ConsistencyProofOut,
     responses=_ERRORS,
@@ -177,11 +178,13 @@ async def get_tiles_checkpoint(
 
 @router.get(
     "/tenants/{tenant_id}/log/tile/{path:path}",
-    summary="tlog-tiles: one Merkle tile",
+    summary="tlog-tiles: one Merkle tile, or one entry bundle",
     description=(
         "`tile/<L>/<N>[.p/<W>]` as C2SP tlog-tiles names them: the concatenated 32-byte"
-        " hashes of tree level 8·L, entries 256·N onwards. Entry bundles are not served:"
-        " read the events themselves from `GET /v1/events`."
+        " hashes of tree level 8·L, entries 256·N onwards. `tile/entries/<N>[.p/<W>]`:"
+        " the stored events of seqs 256·N onwards, each a big-endian uint16 length and"
+        " the bytes its leaf hashes. Each path has one spelling (no leading zeros, no"
+        " leading `x000` group); any other is a 400."
     ),
     responses={200: binary_example(EXAMPLE_TILE_NOTE), **_ERRORS},
 )
@@ -189,11 +192,16 @@ async def get_tile(
     tenant_id: str, path: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Response:
     tenant = await _tenant(principal, svc, tenant_id)
-    if path.startswith("entries/"):
-        raise NotFound("entry bundles are not served; read events from GET /v1/events")
+    bundle = path.startswith("entries/")
     try:
-        level, index, width = parse_tile_path(path)
+        if bundle:
+            index, width = parse_entries_path(path.removeprefix("entries/"))
+        else:
+            level, index, width = parse_tile_path(path)
     except TileError as exc:
         raise BadRequest(f"tile path {path[:100]!r}: {exc}") from None
-    data = await svc.integrity.tile(tenant, level, index, width)
+    if bundle:
+        data = await svc.integrity.entry_bundle(tenant, index, width)
+    else:
+        data = await svc.integrity.tile(tenant, level, index, width)
     return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)

@@ -12,14 +12,18 @@ from typing import Any
 
 import orjson
 
-from trailkeep.errors import BadRequest, NotFound
+from trailkeep.errors import BadRequest, Conflict, NotFound, TrailkeepError
 from trailkeep.integrity import proofs
 from trailkeep.integrity.signing_keys import LogKey
-from trailkeep.kit.merkle import HASH_SIZE
+from trailkeep.kit.merkle import HASH_SIZE, leaf_hash
 from trailkeep.kit.tiles import TILE_WIDTH
 from trailkeep.kit.timeutil import format_us
+from trailkeep.query.filter import EventFilter
 from trailkeep.store.models import CheckpointRecord
 from trailkeep.store.protocol import Store, TreeView
+
+# C2SP tlog-tiles prefixes each entry of a bundle with a big-endian uint16 length.
+_MAX_ENTRY = 0xFFFF
 
 
 def b64(data: bytes) -> str:
@@ -113,6 +117,16 @@ class IntegrityService:
         return await self.store.read_tree(tenant_id, work)
 
     async def consistency(self, tenant_id: str, first: int, second: int | None) -> dict[str, Any]:
+        if first == 0:
+            # RFC 9162 2.1.4 defines PROOF(m, D[n]) only for 0 < m: every tree extends
+            # the empty one, whose root is SHA-256 of nothing; there is nothing to prove.
+            raise BadRequest(
+                "'from' is 0: RFC 9162 defines no consistency proof from the empty tree"
+                " (every tree extends it; its root is SHA-256 of the empty string);"
+                " use from >= 1",
+                details={"field": "from"},
+            )
+
         def work(view: TreeView) -> dict[str, Any]:
             to_size, checkpoint = _target(view, "to", second)
             if first > to_size:
@@ -141,6 +155,46 @@ class IntegrityService:
             raise NotFound(f"tile {level}/{index} is not {what} yet (it holds {stored} hashes)")
         assert found is not None
         return found[: width * HASH_SIZE]
+
+    async def entry_bundle(self, tenant_id: str, index: int, width: int) -> bytes:
+        """Entry bundle ``index`` with ``width`` entries: the stored bodies of seqs
+        ``256 * index ..``, each as a big-endian uint16 length and the bytes."""
+        found = (await self.store.get_tiles(tenant_id, [(0, index)])).get((0, index))
+        stored = 0 if found is None else len(found) // HASH_SIZE
+        if stored < width:  # the level-0 tile says how many of its leaves the tree has
+            what = "full" if width == TILE_WIDTH else f"{width} entries wide"
+            raise NotFound(
+                f"entry bundle {index} is not {what} yet (the log has {stored} of its entries)"
+            )
+        assert found is not None
+        first = index * TILE_WIDTH
+        rows, _ = await self.store.events_in_seq_range(
+            EventFilter(tenant_id=tenant_id), first, first + width, width
+        )
+        bodies = dict(rows)
+        out = bytearray()
+        for seq in range(first, first + width):
+            body = bodies.get(seq)
+            at = (seq - first) * HASH_SIZE
+            # Served as immutable: never bytes the tree does not commit to (a storage
+            # fault, not bad input, hence the 500).
+            if body is None:
+                raise TrailkeepError(
+                    f"integrity fault: entry bundle {index}: no stored event has seq {seq}"
+                )
+            if leaf_hash(body) != found[at : at + HASH_SIZE]:
+                raise TrailkeepError(
+                    f"integrity fault: entry bundle {index}: the stored event of seq {seq}"
+                    " does not hash to its leaf"
+                )
+            if len(body) > _MAX_ENTRY:
+                raise Conflict(
+                    f"entry bundle {index} cannot be served: the event of seq {seq} is"
+                    f" {len(body)} bytes, beyond the {_MAX_ENTRY} an entry bundle can hold;"
+                    " read it from GET /v1/events"
+                )
+            out += len(body).to_bytes(2, "big") + body
+        return bytes(out)
 
     def key_json(self, tenant_id: str) -> dict[str, Any]:
         signer = self.key.signer_for(tenant_id)

@@ -28,6 +28,8 @@ from trailkeep.kit.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange, NodeError
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # hashes in a full tile
 MAX_TILE_LEVEL = 8  # 8 tile levels of height 8 cover every uint64 tree size
+# Seqs (and so leaf indices and tree sizes) are signed 64-bit integers in the store.
+MAX_TREE_SIZE = 2**63 - 1
 
 TileId = tuple[int, int]  # (tile level, tile index)
 GetTile = Callable[[int, int], bytes]
@@ -74,34 +76,89 @@ def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
     return path if width == TILE_WIDTH else f"{path}.p/{width}"
 
 
-def _parse_index(groups: list[str]) -> int:
-    if not groups or len(groups) > 7:
+def entries_path(index: int, width: int = TILE_WIDTH) -> str:
+    """``tile/entries/N[.p/W]``: the entry bundle of leaves ``256 * N ..``."""
+    path = f"tile/entries/{_encode_index(index)}"
+    return path if width == TILE_WIDTH else f"{path}.p/{width}"
+
+
+def max_tile_index(level: int) -> int:
+    """The largest index a tile of ``level`` can have in a tree of ``MAX_TREE_SIZE``."""
+    return MAX_TREE_SIZE >> (TILE_HEIGHT * (level + 1))
+
+
+def _decimal(text: str) -> bool:
+    # ASCII only: str.isdigit() also accepts other scripts' digits ("٣"), which
+    # int() would read, giving a second spelling of the same path.
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+def _parse_index(text: str) -> int:
+    """``N`` in its only spelling: ``x``-prefixed groups of three digits but the last,
+    and no leading ``x000`` group (``x000/001`` would be a second name for ``001``)."""
+    groups = text.split("/")
+    if len(groups) > 7:  # 10**21 > 2**64: more groups name no tile of any tlog
         raise TileError("the tile index must have 1 to 7 groups of three digits")
     value = 0
     for position, group in enumerate(groups):
         last = position == len(groups) - 1
         digits = group if last else group.removeprefix("x")
-        if (not last and not group.startswith("x")) or len(digits) != 3 or not digits.isdigit():
+        if (not last and not group.startswith("x")) or len(digits) != 3 or not _decimal(digits):
             raise TileError(
-                f"tile index group {group!r} must be three digits ('x'-prefixed but the last)"
+                f"tile index group {group[:20]!r} must be three digits ('x'-prefixed but the last)"
             )
         value = value * 1000 + int(digits)
+    if len(groups) > 1 and groups[0] == "x000":
+        raise TileError(
+            f"tile index {text!r} has a superfluous leading group 'x000': its only"
+            f" spelling is {_encode_index(value)!r}"
+        )
     return value
 
 
+def _parse_width(partial: str) -> int:
+    if not _decimal(partial) or partial[0] == "0" or not 1 <= int(partial) < TILE_WIDTH:
+        raise TileError(
+            f"partial tile width {partial[:20]!r} must be 1 to 255, without leading zeros"
+        )
+    return int(partial)
+
+
+def _split_partial(path: str) -> tuple[str, int]:
+    if ".p/" not in path:
+        return path, TILE_WIDTH
+    path, _, partial = path.partition(".p/")
+    return path, _parse_width(partial)
+
+
+def _checked_index(level: int, text: str) -> int:
+    index = _parse_index(text)
+    if index > max_tile_index(level):
+        raise TileError(
+            f"tile index {index} is beyond any tree this log can hold (at most 2^63-1"
+            f" leaves: level {level} tiles go up to index {max_tile_index(level)})"
+        )
+    return index
+
+
 def parse_tile_path(path: str) -> tuple[int, int, int]:
-    """``L/N[.p/W]`` (what follows ``tile/``) as (level, index, width)."""
-    width = TILE_WIDTH
-    if ".p/" in path:
-        path, _, partial = path.partition(".p/")
-        if not partial.isdigit() or not 1 <= int(partial) < TILE_WIDTH or partial[0] == "0":
-            raise TileError(f"partial tile width {partial!r} must be 1 to 255")
-        width = int(partial)
-    parts = path.split("/")
-    level_text = parts[0]
-    if not level_text.isdigit() or len(level_text) > 2 or int(level_text) >= MAX_TILE_LEVEL:
-        raise TileError(f"tile level {level_text!r} must be 0 to {MAX_TILE_LEVEL - 1}")
-    return int(level_text), _parse_index(parts[1:]), width
+    """``L/N[.p/W]`` (what follows ``tile/``) as (level, index, width), in the one
+    spelling C2SP tlog-tiles defines; any other is a ``TileError``."""
+    path, width = _split_partial(path)
+    level_text, _, index_text = path.partition("/")
+    if not _decimal(level_text) or len(level_text) > 1 or int(level_text) >= MAX_TILE_LEVEL:
+        raise TileError(
+            f"tile level {level_text[:20]!r} must be 0 to {MAX_TILE_LEVEL - 1}, without"
+            " leading zeros"
+        )
+    level = int(level_text)
+    return level, _checked_index(level, index_text), width
+
+
+def parse_entries_path(path: str) -> tuple[int, int]:
+    """``N[.p/W]`` (what follows ``tile/entries/``) as (index, width)."""
+    path, width = _split_partial(path)
+    return _checked_index(0, path), width
 
 
 # ------------------------------------------------------------------ the writer's frontier

@@ -10,14 +10,18 @@ from hypothesis import strategies as st
 
 from trailkeep.kit import merkle
 from trailkeep.kit.tiles import (
+    MAX_TREE_SIZE,
     TILE_WIDTH,
     TileError,
     TileFrontier,
     TileNodes,
     TileRow,
     TreeStateError,
+    entries_path,
     frontier_tiles,
+    max_tile_index,
     needed_tiles,
+    parse_entries_path,
     parse_tile_path,
     tile_path,
 )
@@ -124,6 +128,45 @@ def test_tile_paths_round_trip(level: int, index: int, width: int, path: str) ->
 def test_bad_tile_paths_are_refused(bad: str) -> None:
     with pytest.raises(TileError):
         parse_tile_path(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("00/000", "leading zeros"),
+        ("07/000", "leading zeros"),
+        ("0/x000/001", "its only spelling is '001'"),
+        ("2/x000/x012/345", "its only spelling is 'x012/345'"),
+        ("0/\u0663\u0663\u0663", "three digits"),  # Arabic-Indic digits int() would read
+        ("\u0663/000", "tile level"),
+        ("0/000.p/\u0665", "1 to 255"),
+        ("0/x009/x223/x372/x036/x854/x775/808", "beyond any tree"),  # 2**63
+        ("0/x009/x223/x372/x036/x854/x775/808.p/5", "beyond any tree"),
+        ("7/001", "up to index 0"),
+    ],
+)
+def test_each_tile_has_one_spelling(bad: str, words: str) -> None:
+    with pytest.raises(TileError, match=words):
+        parse_tile_path(bad)
+
+
+@given(level=st.integers(0, 7), index=st.integers(0, 2**56), width=st.integers(1, TILE_WIDTH))
+def test_every_possible_tile_parses_back_from_its_path(level: int, index: int, width: int) -> None:
+    index = min(index, max_tile_index(level))
+    path = tile_path(level, index, width).removeprefix("tile/")
+    assert parse_tile_path(path) == (level, index, width)
+    if level == 0:
+        bundle = entries_path(index, width).removeprefix("tile/entries/")
+        assert parse_entries_path(bundle) == (index, width)
+
+
+def test_the_index_bound_is_the_largest_tree_the_store_holds() -> None:
+    # The last leaf of the largest tree is in level-0 tile max_tile_index(0).
+    assert max_tile_index(0) == (MAX_TREE_SIZE - 1) // TILE_WIDTH
+    assert max_tile_index(7) == 0  # level 7 holds at most 127 hashes
+    assert parse_entries_path("x036/x028/x797/x018/x963/967.p/255") == (max_tile_index(0), 255)
+    with pytest.raises(TileError, match="beyond any tree"):
+        parse_entries_path("x036/x028/x797/x018/x963/968")
 
 
 def test_node_missing_from_tiles_is_a_storage_fault() -> None:
