@@ -270,6 +270,13 @@ def test_hs256_token_with_space_separated_roles(hs_client: tuple[TestClient, Any
         (claims(tenant_id=""), "tenant"),
         (claims(nbf=int(time.time()) + 3600), "invalid token"),
         (claims(exp="tomorrow"), "invalid token"),
+        # RFC 7519: exp, nbf and iat are NumericDates (JSON numbers), never strings,
+        # even strings of digits that int() would read.
+        (claims(exp=str(int(time.time()) + 86_400)), "claim 'exp' must be a NumericDate"),
+        (claims(exp=f"{int(time.time()) + 86_400}.5"), "invalid token"),
+        (claims(nbf=str(int(time.time()) - 60)), "claim 'nbf' must be a NumericDate"),
+        (claims(iat=str(int(time.time()) - 60)), "claim 'iat' must be a NumericDate"),
+        (claims(iat=[int(time.time())]), "invalid token"),
     ],
 )
 def test_hs256_bad_claims_are_401(
@@ -278,6 +285,13 @@ def test_hs256_bad_claims_are_401(
     client, _ = hs_client
     assert_401(client.post("/v1/events", json=event(), headers=hs(payload)), words)
     assert_401(client.get("/v1/events", headers=hs(payload)))
+
+
+def test_numeric_dates_may_be_integers_or_fractions(hs_client: tuple[TestClient, Any]) -> None:
+    client, _ = hs_client
+    now = time.time()
+    token = hs(claims(exp=now + 86_400.25, nbf=int(now) - 60, iat=now - 1.5))
+    assert client.get("/v1/events", headers=token).status_code == 200
 
 
 def test_expired_token_says_expired(hs_client: tuple[TestClient, Any]) -> None:

@@ -16,6 +16,24 @@ from trailkeep.config import Settings
 from trailkeep.errors import Unauthenticated, Unavailable
 from trailkeep.kit.jsonutil import loads
 
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _check_numeric_dates(claims: dict[str, Any]) -> None:
+    """RFC 7519 4.1.4-6: ``exp``, ``nbf`` and ``iat`` are NumericDates, JSON numbers.
+
+    PyJWT reads them with ``int()``, so ``"exp": "9999999999"`` (a string) or ``true``
+    would pass its checks; a token that says its expiry in another type is refused.
+    """
+    for name in _TIME_CLAIMS:
+        if name in claims:
+            value = claims[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise Unauthenticated(
+                    f"invalid token: claim {name!r} must be a NumericDate (a JSON number"
+                    f" of seconds, RFC 7519), not {type(value).__name__} {str(value)[:40]!r}"
+                )
+
 
 class JwtVerifier:
     def __init__(self, settings: Settings) -> None:
@@ -71,6 +89,7 @@ class JwtVerifier:
             raise Unauthenticated("token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"invalid token: {exc}") from None
+        _check_numeric_dates(claims)
         return self._principal(claims)
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
