@@ -89,6 +89,7 @@ def test_writer_connection_syncs_at_commit(backend: str, tmp_path: Path) -> None
     assert len(writers) == (1 if backend == "sqlite" else settings.pg_writers)
 
 
+@pytest.mark.sqlite_only  # Settings validation alone: no database is opened
 def test_sqlite_synchronous_setting_refuses_off_and_defaults_to_full() -> None:
     """``sqlite_synchronous`` accepts FULL, NORMAL and EXTRA only, and defaults to FULL.
 

@@ -1,5 +1,9 @@
 """Privacy with a real server, on both backends: the master key `trailkeep init` makes,
-the start-up refusals (no key, a wrong key), and `trailkeep subject show|erase`."""
+the start-up refusals (no key, a wrong key), and `trailkeep subject show|erase`.
+
+The start-up refusals are real ``trailkeep serve`` processes, and so is the erasure a
+"n" on stdin refuses; the other commands run their typer app in this process
+(cli_in_process: a process costs about a second each)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.server import Server, cli
+from tests.e2e.server import Server, cli, cli_in_process
 from trailkeep.privacy.key_provider import new_master_key_text
 
 EMAIL = "ada@example.com"
@@ -33,7 +37,7 @@ def _serve_fails(data_dir: Path, env: dict[str, str]) -> str:
 def test_init_key_start_refusals_and_subject_cli(server: Server, tmp_path: Path) -> None:
     import os
 
-    made = cli("init", "--data-dir", str(tmp_path), "--demo", "--json")
+    made = cli_in_process("init", "--data-dir", str(tmp_path), "--demo", "--json")
     key_file = tmp_path / "privacy.key"
     assert made["privacy_key_file"] == str(key_file)
     assert key_file.stat().st_mode & 0o777 == 0o600
@@ -50,7 +54,7 @@ def test_init_key_start_refusals_and_subject_cli(server: Server, tmp_path: Path)
     base = ["--server", server.url, "--api-key", demo["tenant_admin"]]
     deadline = time.monotonic() + 15
     while True:  # the subject's counts follow the log
-        shown = cli("subject", "show", "u_ada", *base)
+        shown = cli_in_process("subject", "show", "u_ada", *base)
         report = json.loads(shown.stdout)
         if report["events"] == 3:
             break
@@ -59,11 +63,11 @@ def test_init_key_start_refusals_and_subject_cli(server: Server, tmp_path: Path)
     assert "actor.email" in report["fields_held"]
     refused = cli("subject", "erase", "u_ada", *base, input_text="n\n", check=False)
     assert refused.returncode != 0
-    erased = json.loads(cli("subject", "erase", "u_ada", *base, "--yes").stdout)
+    erased = json.loads(cli_in_process("subject", "erase", "u_ada", *base, "--yes").stdout)
     assert erased["keys_erased"] == 1 and erased["events_affected"] == 3
     got = httpx.get(f"{server.url}/v1/events/e0", headers=auditor).json()
     assert got["actor"]["email"] == "[erased]"
-    unknown = cli("subject", "erase", "nobody", *base, "--yes", check=False)
+    unknown = cli_in_process("subject", "erase", "nobody", *base, "--yes", check=False)
     assert unknown.returncode == 1 and "404" in unknown.stderr
     server.stop()
 

@@ -1,8 +1,9 @@
 """``trailkeep verify`` against a real trailkeep server: the monitor and an audited export.
 
 The server signs checkpoints every 50 ms here; each test ingests events, waits for the
-checkpoint that covers them, and runs the CLI as a subprocess the way an auditor would,
-with the verifier key the server publishes (GET /v1/integrity/key).
+checkpoint that covers them, and runs the CLI the way an auditor would, with the verifier
+key the server publishes (GET /v1/integrity/key): its typer app in this process (a
+process costs about a second a run), and a real process for the monitor's first use.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.server import Server, all_events, wait_checkpoint
+from tests.e2e.server import CliRun, Server, all_events, run_in_process, wait_checkpoint
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
 from trailkeep.integrity.note import generate_signer, parse_signer
 from trailkeep.integrity.signing_keys import LogKey
@@ -52,8 +53,15 @@ def vkey_of(server: Server, token: str, path: Path) -> Path:
     return path
 
 
-def verify(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``trailkeep verify ARGS`` as a subprocess (TRAILKEEP_API_KEY set to ``token``)."""
+def verify(
+    *args: str, token: str | None = None, process: bool = False
+) -> CliRun | subprocess.CompletedProcess[str]:
+    """``trailkeep verify ARGS`` with TRAILKEEP_API_KEY set to ``token`` (else unset): in
+    this process, or with ``process`` as a subprocess, as installed."""
+    if not process:
+        run = run_in_process("verify", *args, env={"TRAILKEEP_API_KEY": token or None})
+        assert "Traceback" not in run.stdout + run.stderr, run.stderr
+        return run
     env = {k: v for k, v in os.environ.items() if k != "TRAILKEEP_API_KEY"}
     if token:
         env["TRAILKEEP_API_KEY"] = token
@@ -76,7 +84,7 @@ def test_the_monitor_follows_a_growing_log(
 
     first = verify(*watch, token=reader)
     assert first.returncode == 1 and "--init" in first.stderr
-    init = verify(*watch, "--init", token=reader)
+    init = verify(*watch, "--init", token=reader, process=True)
     assert init.returncode == 0 and "trusted on first use" in init.stdout
     assert since.read_text().split("\n")[1] == "30"
 
