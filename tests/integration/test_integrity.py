@@ -35,7 +35,7 @@ def ingest(world: World, tenant: str, count: int, start: int = 0) -> list[str]:
                 f"u{i % 7}",
                 id=f"{tenant}-{i}",
                 message=f"édité n°{i} ✓",
-                metadata={"n": i, "ratio": i / 4, "big": 1e21, "tiny": 1e-7, "deep": {"x": [i]}},
+                metadata={"n": i, "ratio": i / 4, "big": 4.5e15, "tiny": 1e-7, "deep": {"x": [i]}},
             )
             for i in range(first, min(start + count, first + 500))
         ]
