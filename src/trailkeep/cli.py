@@ -18,6 +18,7 @@ from rich.table import Table
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.cli_exports import export_app
+from trailkeep.cli_proof import proof as proof_command
 from trailkeep.cli_search import search as search_command
 from trailkeep.cli_subjects import subject_app
 from trailkeep.cli_verify import verify as verify_command
@@ -388,6 +389,7 @@ def key_revoke(
 app.command("verify")(verify_command)
 app.add_typer(subject_app, name="subject")
 app.add_typer(export_app, name="export")
+app.command("proof")(proof_command)
 app.command("search", context_settings={"ignore_unknown_options": True})(search_command)
 
 

@@ -48,6 +48,12 @@ def _check_usage(events: str | None, server: str | None, given: dict[str, bool])
     """Offline and monitor mode take different options; mixing them is a usage error."""
     offline_only = ("--checkpoint", "--tiles", "--any-order")
     monitor_only = ("--since", "--init", "--update", "--tenant")
+    if given["--proof"]:
+        if events is not None or server is not None or given["--checkpoint"]:
+            _usage("--proof checks one receipt: no EVENTS, --server or --checkpoint", "--proof")
+        return
+    if given["--event"]:
+        _usage("only goes with --proof", "--event")
     if server is None:
         if events is None:
             _usage("give EVENTS.jsonl (offline check) or --server URL (monitor)", "EVENTS.jsonl")
@@ -109,6 +115,12 @@ def verify(
     ] = None,
     timeout: Annotated[float, typer.Option(min=0.1, help="HTTP timeout, seconds")] = 30.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON report")] = False,
+    proof: Annotated[
+        Path | None, typer.Option(help="A receipt (C2SP tlog-proof) of one event to check")
+    ] = None,
+    event: Annotated[
+        Path | None, typer.Option(help="With --proof: the event, if the receipt lacks it")
+    ] = None,
 ) -> None:
     """Verify a tenant's audit log: an export offline, or a live server.
 
@@ -118,6 +130,12 @@ def verify(
     against manifest.json, the bundled checkpoint's signature, and every row (JSONL,
     CSV or Parquet) against the proofs: complete for a seq range, each event proven
     for a filtered export. Problems name the file, row and seq.
+
+    [bold]Receipt[/bold]: trailkeep verify --proof EVENT.tlog-proof --key VKEY
+
+    Checks one event's C2SP tlog-proof (GET /v1/events/{id}/proof?format=tlog-proof,
+    or trailkeep proof): the checkpoint's signature, then the event (in the receipt's
+    extra line, or --event FILE) at its index under the signed root.
 
     [bold]Offline[/bold]: trailkeep verify EVENTS.jsonl --checkpoint CHECKPOINT --key VKEY
 
@@ -150,13 +168,17 @@ def verify(
         "--update": update,
         "--tenant": tenant is not None,
         "bundle": events not in (None, "-") and _is_bundle(Path(str(events))),
+        "--proof": proof is not None,
+        "--event": event is not None,
     }
     _check_usage(events, server, given)
     if key is None:
         _usage("the tenant's verifier key (vkey), or a file holding it, is required", "--key")
     mode = "offline" if server is None else "server"
     try:
-        if given["bundle"]:
+        if proof is not None:
+            _receipt(proof, event, key, json_out)
+        elif given["bundle"]:
             assert events is not None
             _bundle(Path(events), key, json_out)
         elif server is None:
@@ -183,6 +205,25 @@ def _failure(exc: Exception, json_out: bool, mode: str) -> typer.Exit:
     if isinstance(exc, OSError):
         return _emit_error(f"{exc.strerror or exc}", json_out, mode)
     return _emit_error(f"unexpected {type(exc).__name__}: {exc}", json_out, mode)
+
+
+def _receipt(proof: Path, event: Path | None, key: str, json_out: bool) -> None:
+    from trailkeep.integrity.tlog_proof import verify_tlog_proof
+    from trailkeep.integrity.verify_inputs import VerifyError, load_verifier
+
+    try:
+        data = proof.read_bytes()
+        entry = None if event is None else event.read_bytes()
+    except OSError as exc:
+        raise VerifyError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
+    result = verify_tlog_proof(data, load_verifier(key), entry)
+    if json_out:
+        _print_json(result.to_json())
+    else:
+        style = "bold green" if result.ok else "bold red"
+        _out.print(Text.assemble(("OK" if result.ok else "FAILED", style), f": {result.message}"))
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def _is_bundle(path: Path) -> bool:

@@ -6,7 +6,8 @@ own log; a platform admin names the tenant. docs/integrity.md shows each with ex
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import base64
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -28,6 +29,7 @@ from trailkeep.integrity.docs_models import (
     text_example,
 )
 from trailkeep.integrity.service import checkpoint_json
+from trailkeep.integrity.tlog_proof import MEDIA_TYPE, format_tlog_proof
 from trailkeep.kit.tiles import TileError, parse_entries_path, parse_tile_path
 
 router = APIRouter(prefix="/v1", tags=["integrity"])
@@ -120,11 +122,30 @@ async def get_inclusion_proof(
     svc: ServicesDep,
     size: Annotated[int | None, Query(ge=1, le=_MAX_SIZE, description="Tree size")] = None,
     tenant_id: TenantParam = None,
+    proof_format: Annotated[
+        Literal["json", "tlog-proof"],
+        Query(
+            alias="format",
+            description="`tlog-proof`: a C2SP tlog-proof (text), the event in its extra line",
+        ),
+    ] = "json",
 ) -> Response:
     tenant = await _tenant(principal, svc, tenant_id)
     # The same 404 as reading it; the stored form is what the leaf hashes.
     body = await svc.events.get(principal, tenant, event_id, stored=True)
-    return json_response(await svc.integrity.inclusion(tenant, event_id, body, size))
+    found = await svc.integrity.inclusion(tenant, event_id, body, size)
+    if proof_format == "json":
+        return json_response(found)
+    if found["checkpoint"] is None:
+        raise BadRequest(
+            f"size {size} is not a checkpointed tree size: a tlog-proof carries the signed"
+            " checkpoint; omit size (the latest) or give one of GET /v1/checkpoints",
+            details={"field": "size"},
+        )
+    text = format_tlog_proof(
+        found["seq"], [base64.b64decode(h) for h in found["proof"]], found["checkpoint"], body
+    )
+    return Response(text, media_type=MEDIA_TYPE)
 
 
 @router.get(
