@@ -142,6 +142,7 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     for table in ("subject_keys", "tenant_keys", "subject_stats"):  # ... no privacy ...
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE tenants DROP COLUMN privacy")
+    conn.execute("DROP TABLE export_jobs")  # ... no exports ...
     conn.execute("DROP INDEX ux_tenants_num")
     conn.execute("ALTER TABLE tenants DROP COLUMN num")
     conn.execute("CREATE TABLE schema_info (version INTEGER PRIMARY KEY)")

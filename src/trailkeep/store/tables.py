@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -64,6 +65,23 @@ def _define(backend: Backend) -> MetaData:
             # (store/reads/pages.py, migration 0005).
             Index("ix_events_time", "tenant_id", "occurred_at", "seq", "actor_type"),
         ]
+    )
+
+    # PostgreSQL cannot index (tenant_id, seq) across monthly partitions, so each row
+    # must match its event_ids row (one per seq and one per id; migration 0008): a second
+    # row with a taken seq or id is refused at commit (deferred: events are copied first).
+    seq_unique: list[Any] = (
+        [
+            ForeignKeyConstraint(
+                ["tenant_id", "seq", "occurred_at", "id"],
+                ["event_ids.tenant_id", "event_ids.seq", "event_ids.occurred_at", "event_ids.id"],
+                name="fk_events_event_ids",
+                deferrable=True,
+                initially="DEFERRED",
+            )
+        ]
+        if pg
+        else []
     )
 
     # SQLite: a small number per tenant, the high bits of its full-text rowids
@@ -136,6 +154,7 @@ def _define(backend: Backend) -> MetaData:
         *search_column,
         PrimaryKeyConstraint(*events_key, name="pk_events"),
         *sqlite_only,
+        *seq_unique,
         Index("ix_events_action", "tenant_id", "action", "occurred_at", "seq"),
         Index("ix_events_actor", "tenant_id", "actor_id", "occurred_at", "seq"),
         # Serves severity and outcome filters alike (see store/reads/pages.py).
@@ -200,6 +219,8 @@ def _define(backend: Backend) -> MetaData:
             Column("occurred_at", BigInteger, nullable=False),
             PrimaryKeyConstraint("tenant_id", "seq", name="pk_event_ids"),
             UniqueConstraint("tenant_id", "id", name="ux_event_ids_id"),
+            # What each events row references (below): one row per seq and per id.
+            UniqueConstraint("tenant_id", "seq", "occurred_at", "id", name="ux_event_ids_row"),
         )
         Table(
             "tenant_seqs",
