@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from trailkeep.auth.principal import Permission, Principal, Role
 from trailkeep.events.schema import ActorIn, EventIn, TargetIn
+from trailkeep.exports.docs_models import ZIP_RESPONSE, ExportList, ExportOut
 from trailkeep.exports.request import ExportIn
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep
 from trailkeep.http.error_models import ErrorBody
@@ -56,6 +57,7 @@ def _record(principal: Principal, tenant_id: str, job: dict[str, Any]) -> EventI
 @router.post(
     "/v1/exports",
     status_code=202,
+    response_model=ExportOut,
     responses=_ERRORS,
     summary="Start an export job (CSV, JSONL or Parquet, with its verification bundle)",
     description=(
@@ -73,7 +75,9 @@ async def create_export(body: ExportIn, principal: CurrentPrincipal, svc: Servic
     return json_response(job, status=202, headers={"Location": f"/v1/exports/{job['id']}"})
 
 
-@router.get("/v1/exports", responses=_ERRORS, summary="Export jobs, newest first")
+@router.get(
+    "/v1/exports", response_model=ExportList, responses=_ERRORS, summary="Export jobs, newest first"
+)
 async def list_exports(
     principal: CurrentPrincipal,
     svc: ServicesDep,
@@ -85,7 +89,12 @@ async def list_exports(
     return json_response(await svc.exports.list(principal, tenant, cursor, limit))
 
 
-@router.get("/v1/exports/{export_id}", responses=_ERRORS, summary="An export job's state")
+@router.get(
+    "/v1/exports/{export_id}",
+    response_model=ExportOut,
+    responses=_ERRORS,
+    summary="An export job's state",
+)
 async def get_export(
     export_id: ExportId,
     principal: CurrentPrincipal,
@@ -96,7 +105,12 @@ async def get_export(
     return json_response(await svc.exports.get(principal, tenant, export_id))
 
 
-@router.delete("/v1/exports/{export_id}", responses=_ERRORS, summary="Cancel an export job")
+@router.delete(
+    "/v1/exports/{export_id}",
+    response_model=ExportOut,
+    responses=_ERRORS,
+    summary="Cancel an export job",
+)
 async def cancel_export(
     export_id: ExportId,
     principal: CurrentPrincipal,
@@ -115,7 +129,7 @@ def _chunks(handle: BinaryIO) -> Iterator[bytes]:
 
 @router.get(
     "/v1/exports/{export_id}/download",
-    responses={**_ERRORS, 307: {"description": "A short-lived link to the archive in S3"}},
+    responses={**_ERRORS, **ZIP_RESPONSE},
     summary="The export's zip archive: data files and verification bundle",
 )
 async def download_export(
@@ -146,8 +160,8 @@ async def download_export(
 @router.post(
     "/v1/logs/export",
     status_code=202,
+    response_model=ExportOut,
     responses=_ERRORS,
-    include_in_schema=True,
     summary="Alias of POST /v1/exports",
 )
 async def create_export_alias(
@@ -157,7 +171,10 @@ async def create_export_alias(
 
 
 @router.get(
-    "/v1/logs/export/{export_id}", responses=_ERRORS, summary="Alias of GET /v1/exports/{id}"
+    "/v1/logs/export/{export_id}",
+    response_model=ExportOut,
+    responses=_ERRORS,
+    summary="Alias of GET /v1/exports/{id}",
 )
 async def get_export_alias(
     export_id: ExportId,
