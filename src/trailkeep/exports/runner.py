@@ -19,13 +19,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from trailkeep.exports import bundle
 from trailkeep.exports.columns import view_values
 from trailkeep.exports.object_store import ObjectStore
 from trailkeep.exports.request import ExportPlan
-from trailkeep.exports.writers import EXTENSIONS, FormatWriter, open_writer
+from trailkeep.exports.writers import EXTENSIONS, FormatWriter, HashingSink, open_writer
 from trailkeep.integrity import proofs
 from trailkeep.kit.query_ast import Query
 from trailkeep.kit.timeutil import format_us
@@ -115,8 +113,11 @@ def _inclusions(view: TreeView, seqs: list[int], size: int) -> list[tuple[bytes,
     return proofs.inclusions(view, seqs, size)
 
 
-def _view(privacy_shown: list[bytes]) -> list[list[Any]]:
-    return [view_values(orjson.loads(body)) for body in privacy_shown]
+def _write_chunk(
+    writer: FormatWriter, stored: list[bytes], docs: list[dict[str, Any]] | None
+) -> None:
+    """One chunk into the data file (a worker thread: it is most of the CPU work)."""
+    writer.write(stored, None if docs is None else [view_values(doc) for doc in docs])
 
 
 async def _stream(
@@ -131,7 +132,6 @@ async def _stream(
 ) -> int:
     """Write every event of the plan; returns the rows written."""
     viewer = plan.viewer()
-    needs_view = bool(getattr(writer, "needs_view", False))
     proofs_file = (folder / bundle.PROOFS).open("wb") if plan.filtered else None
     leaves_file = None if plan.filtered else (folder / bundle.LEAVES).open("wb")
     position, written = plan.from_seq, 0
@@ -144,11 +144,10 @@ async def _stream(
                     raise JobFailed(f"events of seqs {first}..{position - 1} are not all stored")
             if rows:
                 stored = [body for _, body in rows]
-                views = None
-                if needs_view:
-                    shown = await ctx.privacy.present(viewer, job.tenant_id, stored)
-                    views = await asyncio.to_thread(_view, shown)
-                await asyncio.to_thread(writer.write, stored, views)
+                docs = None
+                if writer.needs_view:  # the one masking function, off the event loop
+                    docs = await ctx.privacy.present_docs(viewer, job.tenant_id, stored)
+                await asyncio.to_thread(_write_chunk, writer, stored, docs)
                 if leaves_file is not None:
                     first, last = rows[0][0], rows[-1][0] + 1
                     leaves_file.write(
@@ -211,29 +210,72 @@ async def _make(
     destination: ObjectStore,
     report: Report,
 ) -> dict[str, Any]:
+    """Stream the data straight into its zip member (hashed on the way: one pass over
+    the data), then add the bundle's files and the manifest, then store the archive."""
     data_name = f"{bundle.DATA_STEM}.{EXTENSIONS[plan.format]}"
-    writer = open_writer(plan.format, folder / data_name)
+    archive = folder.parent / f"{folder.name}.zip"
+    compress = plan.compression == "deflate" and plan.format != "parquet"
     progress = _Progress(report)
-    try:
-        rows = await _stream(ctx, job, plan, flt, writer, folder, checkpoint.size, progress)
-    finally:
-        await asyncio.to_thread(writer.close)
-    await progress.tick(rows, plan.to_seq, force=True)
-    (folder / bundle.CHECKPOINT).write_text(checkpoint.note)
-    files = [data_name, bundle.CHECKPOINT]
-    if plan.filtered:
-        files.append(bundle.PROOFS)
-    else:
-        size, begin, end = checkpoint.size, plan.from_seq, plan.to_seq
-        outside = await ctx.store.read_tree(
-            job.tenant_id, lambda v: proofs.outside_range(v, begin, end, size)
+    with bundle.open_archive(archive) as zf:
+        with bundle.open_member(zf, folder.name, data_name, compress) as member:
+            sink = HashingSink(member)
+            writer = open_writer(plan.format, sink.as_binary())
+            try:
+                rows = await _stream(ctx, job, plan, flt, writer, folder, checkpoint.size, progress)
+            finally:
+                await asyncio.to_thread(writer.close)
+        await progress.tick(rows, plan.to_seq, force=True)
+        files: dict[str, bytes | Path] = {bundle.CHECKPOINT: checkpoint.note.encode()}
+        if plan.filtered:
+            files[bundle.PROOFS] = folder / bundle.PROOFS
+        else:
+            size, begin, end = checkpoint.size, plan.from_seq, plan.to_seq
+            outside = await ctx.store.read_tree(
+                job.tenant_id, lambda v: proofs.outside_range(v, begin, end, size)
+            )
+            files[bundle.LEAVES] = folder / bundle.LEAVES
+            files[bundle.RANGE_PROOF] = bundle.range_proof_json(size, begin, end, outside)
+        manifest = _manifest(ctx, job, plan, checkpoint, data_name, rows)
+        manifest["view"] = (
+            "stored"
+            if plan.format == "jsonl"
+            else (
+                "decrypted" if await ctx.privacy.reveals(plan.viewer(), job.tenant_id) else "masked"
+            )
         )
-        (folder / bundle.RANGE_PROOF).write_bytes(
-            bundle.range_proof_json(size, begin, end, outside)
+        listed = [{"name": data_name, "sha256": sink.hexdigest(), "bytes": sink.size}]
+        listed += await asyncio.to_thread(
+            bundle.add_files, zf, folder.name, files, plan.compression == "deflate"
         )
-        files += [bundle.LEAVES, bundle.RANGE_PROOF]
-    reveal = await ctx.privacy.reveals(plan.viewer(), job.tenant_id)
-    manifest = {
+        manifest["files"] = listed
+        zf.writestr(f"{folder.name}/{bundle.MANIFEST}", bundle.manifest_bytes(manifest))
+    await asyncio.to_thread(bundle.sync_file, archive)
+    name = f"{job.tenant_id}/{job.id}/{archive.name}"
+    stored = await asyncio.to_thread(destination.put, archive, name)
+    return {
+        "rows": rows,
+        "files": listed,
+        "archive": {
+            "destination": plan.destination,
+            "location": stored.location,
+            "name": archive.name,
+            "bytes": stored.size,
+            "sha256": stored.sha256,
+        },
+        "checkpoint_size": checkpoint.size,
+        "view": manifest["view"],
+    }
+
+
+def _manifest(
+    ctx: ExportContext,
+    job: ExportJobRecord,
+    plan: ExportPlan,
+    checkpoint: CheckpointRecord,
+    data_name: str,
+    rows: int,
+) -> dict[str, Any]:
+    return {
         "format": bundle.BUNDLE_FORMAT,
         "version": bundle.BUNDLE_VERSION,
         "export_id": job.id,
@@ -243,7 +285,6 @@ async def _make(
         "created_by": job.created_by,
         "data_format": plan.format,
         "data_file": data_name,
-        "view": "stored" if plan.format == "jsonl" else ("decrypted" if reveal else "masked"),
         "query": plan.q,
         "occurred_from": None if plan.occurred_from is None else format_us(plan.occurred_from),
         "occurred_to": None if plan.occurred_to is None else format_us(plan.occurred_to),
@@ -255,22 +296,4 @@ async def _make(
         "checkpoint_root": bundle.b64(checkpoint.root_hash),
         "proof": bundle.PROOFS if plan.filtered else bundle.RANGE_PROOF,
         "statement": bundle.statement(plan.filtered, plan.q, rows, plan.from_seq, plan.to_seq),
-    }
-    await asyncio.to_thread(bundle.write_manifest, folder, manifest, files)
-    archive = folder.parent / f"{folder.name}.zip"
-    await asyncio.to_thread(bundle.make_archive, folder, archive, plan.compression == "deflate")
-    name = f"{job.tenant_id}/{job.id}/{archive.name}"
-    stored = await asyncio.to_thread(destination.put, archive, name)
-    return {
-        "rows": rows,
-        "files": orjson.loads((folder / bundle.MANIFEST).read_bytes())["files"],
-        "archive": {
-            "destination": plan.destination,
-            "location": stored.location,
-            "name": archive.name,
-            "bytes": stored.size,
-            "sha256": stored.sha256,
-        },
-        "checkpoint_size": checkpoint.size,
-        "view": manifest["view"],
     }

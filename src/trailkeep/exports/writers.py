@@ -16,13 +16,12 @@ nothing of the result set is held beyond one chunk (a Parquet row group at most)
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-import os
 from array import array
 from collections.abc import Sequence
 from itertools import accumulate
-from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol, cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,27 +61,52 @@ def unescape_cell(cell: str) -> str:
 
 class FormatWriter(Protocol):
     rows: int
+    needs_view: bool
 
     def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
         """Append events: their stored bytes and (CSV, Parquet) their view columns."""
         ...
 
     def close(self) -> None:
-        """Finish the file (footer, flush, fsync)."""
+        """Finish the file (footer, flush); the sink stays open."""
         ...
 
 
-def _sync_close(handle: BinaryIO) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-    handle.close()
+class HashingSink(io.RawIOBase):
+    """A write-only stream that passes bytes on and keeps their SHA-256 and count: the
+    data file is written straight into its zip member, hashed on the way, in one pass."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._digest.update(view)
+        self._out.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size  # what Arrow's output stream asks for its offsets
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def as_binary(self) -> BinaryIO:
+        """This sink where the format writers (csv's text wrapper, Arrow) take a file."""
+        return cast(BinaryIO, self)
 
 
 class JsonlWriter:
     needs_view = False
 
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
+    def __init__(self, sink: BinaryIO) -> None:
+        self._file = sink
         self.rows = 0
 
     def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
@@ -90,15 +114,14 @@ class JsonlWriter:
         self.rows += len(stored)
 
     def close(self) -> None:
-        _sync_close(self._file)
+        self._file.flush()
 
 
 class CsvWriter:
     needs_view = True
 
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
-        self._text = io.TextIOWrapper(self._file, encoding="utf-8", newline="")
+    def __init__(self, sink: BinaryIO) -> None:
+        self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=False)
         self._csv = csv.writer(self._text, dialect="excel", lineterminator="\r\n")
         self._csv.writerow(NAMES)
         self.rows = 0
@@ -113,7 +136,6 @@ class CsvWriter:
     def close(self) -> None:
         self._text.flush()
         self._text.detach()
-        _sync_close(self._file)
 
 
 _TARGET = pa.struct([("type", pa.string()), ("id", pa.string()), ("name", pa.string())])
@@ -130,21 +152,31 @@ SCHEMA = pa.schema(
 
 
 class ParquetWriter:
+    """Each chunk becomes Arrow arrays at once (compact, off the Python heap); a row
+    group is written when ``row_group`` rows are pending."""
+
     needs_view = True
 
-    def __init__(self, path: Path, row_group: int = DEFAULT_ROW_GROUP) -> None:
-        self._path = path
-        self._writer = pq.ParquetWriter(
-            str(path), SCHEMA, compression="zstd", write_statistics=["seq"]
-        )
+    def __init__(self, sink: BinaryIO, row_group: int = DEFAULT_ROW_GROUP) -> None:
+        self._writer = pq.ParquetWriter(sink, SCHEMA, compression="zstd", write_statistics=["seq"])
         self._row_group = row_group
-        self._pending: list[tuple[Sequence[bytes], Sequence[list[Any]]]] = []
+        self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self.rows = 0
 
     def write(self, stored: Sequence[bytes], views: Sequence[list[Any]] | None) -> None:
         assert views is not None
-        self._pending.append((stored, views))
+        if not stored:
+            return
+        columns = list(zip(*views, strict=True))  # rows to columns, in C
+        arrays = []
+        for column, values in zip(COLUMNS, columns, strict=True):
+            if column.kind == "time":  # RFC 3339 text, parsed by Arrow in C
+                arrays.append(pa.array(values, type=pa.string()).cast(_TYPES["time"]))
+            else:
+                arrays.append(pa.array(values, type=_TYPES[column.kind]))
+        arrays.append(_binary(list(stored)))
+        self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
         self._pending_rows += len(stored)
         if self._pending_rows >= self._row_group:
             self._flush()
@@ -152,20 +184,7 @@ class ParquetWriter:
     def _flush(self) -> None:
         if not self._pending_rows:
             return
-        stored_all: list[bytes] = []
-        rows: list[list[Any]] = []
-        for stored, views in self._pending:
-            stored_all.extend(stored)
-            rows.extend(views)
-        columns = list(zip(*rows, strict=True))  # rows to columns, in C
-        arrays = []
-        for column, values in zip(COLUMNS, columns, strict=True):
-            if column.kind == "time":  # RFC 3339 text, parsed by Arrow in C
-                arrays.append(pa.array(values, type=pa.string()).cast(_TYPES["time"]))
-            else:
-                arrays.append(pa.array(values, type=_TYPES[column.kind]))
-        arrays.append(_binary(stored_all))
-        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+        table = pa.Table.from_batches(self._pending, schema=SCHEMA)
         self._writer.write_table(table, row_group_size=self._pending_rows)
         self.rows += self._pending_rows
         self._pending, self._pending_rows = [], 0
@@ -173,8 +192,6 @@ class ParquetWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
-        with self._path.open("rb+") as handle:
-            os.fsync(handle.fileno())
 
 
 def _binary(values: list[bytes]) -> pa.Array:
@@ -187,9 +204,9 @@ def _binary(values: list[bytes]) -> pa.Array:
     )
 
 
-def open_writer(fmt: str, path: Path) -> FormatWriter:
+def open_writer(fmt: str, sink: BinaryIO) -> FormatWriter:
     if fmt == "jsonl":
-        return JsonlWriter(path)
+        return JsonlWriter(sink)
     if fmt == "csv":
-        return CsvWriter(path)
-    return ParquetWriter(path)
+        return CsvWriter(sink)
+    return ParquetWriter(sink)
