@@ -24,15 +24,13 @@ from typing import Any
 import orjson
 
 from trailkeep.exports import bundle
-from trailkeep.exports.columns import COLUMNS, NAMES, cell_text, view_values
+from trailkeep.exports.columns import COLUMNS, NAMES, text_cells, view_values
 from trailkeep.exports.writers import unescape_cell
 from trailkeep.integrity.note import Verifier
 from trailkeep.integrity.verify import leaf_items
 from trailkeep.integrity.verify_inputs import VerifyError, open_checkpoint_bytes
 from trailkeep.kit import merkle
 from trailkeep.kit.merkle_range import RangeFolder, root_from_range
-from trailkeep.kit.sealed import is_sealed
-from trailkeep.kit.timeutil import format_us, to_us
 from trailkeep.privacy.masking import mask_value
 
 MAX_LISTED = 20
@@ -187,11 +185,18 @@ def _csv_rows(path: Path, report: BundleReport) -> Iterator[list[_Row]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[list[_Row]]:
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     number = 0
+    kinds = [c.kind for c in COLUMNS]
     for record_batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH):
-        columns = [record_batch.column(i).to_pylist() for i in range(record_batch.num_columns)]
+        columns = []
+        for i in range(record_batch.num_columns):
+            column = record_batch.column(i)
+            if i < len(kinds) and kinds[i] == "time":  # as the event holds it: RFC 3339
+                column = pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+            columns.append(column.to_pylist())
         batch: list[_Row] = []
         for values in zip(*columns, strict=True):
             number += 1
@@ -208,7 +213,7 @@ def _leaves_of(report: BundleReport, items: list[Any], batch: list[_Row]) -> Ite
             continue
         _, seq, leaf = item
         if cells is not None:
-            _check_view(report, number, seq, orjson.loads(stored), cells)
+            _check_view(report, number, seq, stored, cells)
         yield number, seq, leaf
 
 
@@ -237,22 +242,41 @@ def _check_range(
     if not report.root_ok:
         report.problem("leaves.bin and range-proof.json do not reproduce the signed root")
     seen = bytearray(end - begin)
+    span = end - begin
     last = begin - 1
     for batch in rows:
         items = leaf_items([r[1] for r in batch], 0, report.tenant_id)
-        for number, seq, leaf in _leaves_of(report, items, batch):
+        report.rows += len(batch)
+        for item, (number, stored, cells) in zip(items, batch, strict=True):
+            if type(item) is not tuple:
+                report.problem(f"{report.data_file} row {number}: not an event of the tenant")
+                continue
+            _, seq, leaf = item
+            if cells is not None:
+                _check_view(report, number, seq, stored, cells)
+            i = seq - begin
+            # The common case: in range, first time, in order, the log's leaf.
+            if (
+                0 <= i < span
+                and not seen[i]
+                and seq > last
+                and leaves[32 * i : 32 * i + 32] == leaf
+            ):
+                seen[i] = 1
+                last = seq
+                continue
             where = f"{report.data_file} row {number} (seq {seq})"
-            if not begin <= seq < end:
+            if not 0 <= i < span:
                 report.problem(f"{where}: outside the exported range {begin}..{end - 1}: added")
                 continue
-            if seen[seq - begin]:
+            if seen[i]:
                 report.problem(f"{where}: a second time")
                 continue
-            seen[seq - begin] = 1
+            seen[i] = 1
             if seq < last:
                 report.problem(f"{where}: out of order, after seq {last}")
             last = max(last, seq)
-            if leaf != leaves[(seq - begin) * 32 : (seq - begin) * 32 + 32]:
+            if leaf != leaves[32 * i : 32 * i + 32]:
                 report.problem(f"{where}: differs from the event the log holds: changed")
     missing = [begin + i for i, flag in enumerate(seen) if not flag]
     if missing:
@@ -295,24 +319,26 @@ def _check_filtered(
             pending = next(proofs, None)
 
 
+# A sealed envelope as view_values writes it: JSON with sorted keys, bi first, tk_enc last.
+_SEALED_TEXT, _SEALED_END = '{"bi":', '"tk_enc":1}'
+
+
 def _check_view(
-    report: BundleReport, number: int, seq: int, doc: dict[str, Any], cells: list[Any]
+    report: BundleReport, number: int, seq: int, stored: bytes, cells: list[Any]
 ) -> None:
     """The row's columns must show its stored event (CSV: as text; Parquet: typed)."""
-    expected = view_values(doc)
+    expected = view_values(orjson.loads(stored))
     as_text = isinstance(cells[0], str)
-    for column, got, want in zip(COLUMNS, cells, expected, strict=True):
-        if as_text:
-            want_cell = cell_text(column.kind, want)
-        else:
-            want_cell, got = want, _typed_got(column.kind, got)
-        if got == want_cell:
-            continue
-        if isinstance(want, str) and _sealed_text(want):
+    want = text_cells(expected) if as_text else _parquet_form(expected)
+    if want == cells:
+        return  # every column as stored: the common case for all but personal fields
+    for i in [i for i, pair in enumerate(zip(cells, want, strict=True)) if pair[0] != pair[1]]:
+        column, got, raw = COLUMNS[i], cells[i], expected[i]
+        if isinstance(raw, str) and raw.startswith(_SEALED_TEXT) and raw.endswith(_SEALED_END):
             report.sealed_shown += 1  # decrypted, masked or "[erased]": not provable
             continue
-        if isinstance(got, str) and isinstance(want, str) and got == mask_value(column.path, want):
-            report.sealed_shown += 1
+        if isinstance(got, str) and isinstance(raw, str) and got == mask_value(column.path, raw):
+            report.sealed_shown += 1  # a personal field masked for this role
             continue
         report.problem(
             f"{report.data_file} row {number} (seq {seq}): column {column.name} does not"
@@ -320,22 +346,20 @@ def _check_view(
         )
 
 
-def _sealed_text(text: str) -> bool:
-    if not text.startswith("{"):
-        return False
-    try:
-        return is_sealed(orjson.loads(text))
-    except orjson.JSONDecodeError:
-        return False
+_TARGETS = next(i for i, c in enumerate(COLUMNS) if c.kind == "targets")
 
 
-def _typed_got(kind: str, value: Any) -> Any:
-    """A Parquet value in the form the event holds it (times as RFC 3339 text)."""
-    if kind == "time" and value is not None:
-        return format_us(to_us(value))
-    if kind == "targets" and value is not None:
-        return [{k: v for k, v in t.items() if v is not None} for t in value]
-    return value
+def _parquet_form(values: list[Any]) -> list[Any]:
+    """View values as a Parquet row reads back: every target with all three fields."""
+    targets = values[_TARGETS]
+    if targets:
+        values[_TARGETS] = [
+            {"type": t.get("type"), "id": t.get("id"), "name": t.get("name")}
+            if isinstance(t, dict)
+            else t
+            for t in targets
+        ]
+    return values
 
 
 def _included(leaf: bytes, seq: int, size: int, proof: list[bytes], root: bytes) -> bool:
