@@ -145,7 +145,7 @@ class Server:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise AssertionError("server did not become ready")
 
     def kill(self) -> None:
