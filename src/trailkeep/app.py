@@ -30,6 +30,7 @@ from trailkeep.http.fastlane import Endpoint, FastLane
 from trailkeep.http.middleware import RequestContext
 from trailkeep.integrity import routes as integrity_routes
 from trailkeep.integrity.service import IntegrityService
+from trailkeep.integrity.signed_heads import SIGNED_HEADS_FILE, SignedHeads
 from trailkeep.integrity.signing import CheckpointSigner
 from trailkeep.integrity.signing_keys import load_log_key
 from trailkeep.privacy import routes as subject_routes
@@ -133,7 +134,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store, tenants, settings.limits, CursorCodec(settings.secret_key), privacy, settings.merkle
     )
     integrity = IntegrityService(store, key)
-    signer = CheckpointSigner(store, key, settings.checkpoint_interval_seconds)
+    signer = CheckpointSigner(
+        store,
+        key,
+        settings.checkpoint_interval_seconds,
+        SignedHeads(settings.resolved_signing_key_file.parent / SIGNED_HEADS_FILE),
+    )
     destinations = _destinations(settings)
     export_worker = ExportWorker(
         ExportContext(

@@ -19,6 +19,7 @@ import structlog
 from trailkeep.errors import Unavailable
 from trailkeep.integrity import proofs
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
+from trailkeep.integrity.signed_heads import Head, SignedHeads
 from trailkeep.integrity.signing_keys import LogKey
 from trailkeep.kit import merkle
 from trailkeep.kit.tiles import TreeStateError
@@ -35,8 +36,49 @@ class IntegrityFault(RuntimeError):
     """The stored tree is not an extension of what was signed before: never sign it."""
 
 
-async def sign_if_grown(store: Store, key: LogKey, tenant_id: str) -> CheckpointRecord | None:
+async def _extends(
+    store: Store, tenant_id: str, old: int, new: int, roots: tuple[bytes, bytes]
+) -> bool:
+    """Whether the tree of ``new`` leaves extends the signed tree of ``old`` leaves."""
+    proof, _, _ = await store.read_tree(tenant_id, lambda v: proofs.consistency(v, old, new))
+    return merkle.verify_consistency(old, new, roots[0], roots[1], proof)
+
+
+async def _check_remembered(
+    store: Store, tenant_id: str, head: Head, remembered: Head | None
+) -> None:
+    """Refuse a tree that is not an extension of the largest one this signer signed."""
+    if remembered is None:
+        return
+    (size, root), (signed_size, signed_root) = head, remembered
+    restored = (
+        "; was an older backup of the database restored? docs/integrity.md, 'Restoring a"
+        " backup', says how to resolve it"
+    )
+    if size < signed_size:
+        raise IntegrityFault(
+            f"tenant {tenant_id!r}: the tree has {size} leaves, fewer than the {signed_size}"
+            f" this signer already signed{restored}"
+        )
+    if size == signed_size and root != signed_root:
+        raise IntegrityFault(f"tenant {tenant_id!r}: the tree at size {size} changed{restored}")
+    if size > signed_size and not await _extends(
+        store, tenant_id, signed_size, size, (signed_root, root)
+    ):
+        raise IntegrityFault(
+            f"tenant {tenant_id!r}: the tree at size {size} does not extend the one of"
+            f" {signed_size} this signer signed{restored}"
+        )
+
+
+async def sign_if_grown(
+    store: Store, key: LogKey, tenant_id: str, heads: SignedHeads | None = None
+) -> CheckpointRecord | None:
     """Sign the tenant's current tree if it is larger than its latest checkpoint."""
+    heads = heads or SignedHeads(None)
+    # Read what was signed before the tree: the tree only grows, so a head read after it
+    # smaller than it is a tree that shrank, never a race with another process signing.
+    remembered = heads.get(tenant_id)
     head = await store.tree_head(tenant_id)
     latest = await store.latest_checkpoint(tenant_id)
     if head.size == 0 or (latest is not None and latest.size == head.size):
@@ -49,27 +91,30 @@ async def sign_if_grown(store: Store, key: LogKey, tenant_id: str) -> Checkpoint
                 f"tenant {tenant_id!r}: the tree has {head.size} leaves, fewer than the"
                 f" {latest.size} of its latest checkpoint"
             )
-        old, new = latest.size, head.size
-        proof, _, _ = await store.read_tree(tenant_id, lambda v: proofs.consistency(v, old, new))
-        if not merkle.verify_consistency(
-            latest.size, head.size, latest.root_hash, head.root_hash, proof
+        if not await _extends(
+            store, tenant_id, latest.size, head.size, (latest.root_hash, head.root_hash)
         ):
             raise IntegrityFault(
                 f"tenant {tenant_id!r}: the tree at size {head.size} does not extend the"
                 f" checkpoint at size {latest.size}"
             )
+    await _check_remembered(store, tenant_id, (head.size, head.root_hash), remembered)
     checkpoint = Checkpoint(key.origin(tenant_id), head.size, head.root_hash)
     note = sign_checkpoint(checkpoint, key.signer_for(tenant_id))
     record = CheckpointRecord(tenant_id, head.size, head.root_hash, note, now_us())
     await store.add_checkpoint(record)
+    await asyncio.to_thread(heads.record, tenant_id, head.size, head.root_hash)  # an fsync
     return record
 
 
 class CheckpointSigner:
-    def __init__(self, store: Store, key: LogKey, interval_s: float) -> None:
+    def __init__(
+        self, store: Store, key: LogKey, interval_s: float, heads: SignedHeads | None = None
+    ) -> None:
         self._store = store
         self._key = key
         self._interval = interval_s
+        self._heads = heads or SignedHeads(None)
         self.faults: dict[str, str] = {}  # tenant -> why its tree is no longer signed
 
     async def _all_tenants(self) -> set[str]:
@@ -109,7 +154,7 @@ class CheckpointSigner:
             if tenant_id in self.faults:
                 continue
             try:
-                await sign_if_grown(self._store, self._key, tenant_id)
+                await sign_if_grown(self._store, self._key, tenant_id, self._heads)
             except Unavailable:
                 retry.add(tenant_id)
             except (IntegrityFault, TreeStateError, merkle.NodeError) as exc:
