@@ -87,7 +87,8 @@ def http_log(log: Log) -> Iterator[HttpLog]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.app = app_  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to look up from its poll: 0.5 s by default.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield HttpLog(f"http://127.0.0.1:{server.server_address[1]}", fake, log)
     server.shutdown()
