@@ -29,6 +29,7 @@ from trailkeep.http import errors, health
 from trailkeep.http.fastlane import Endpoint, FastLane
 from trailkeep.http.middleware import RequestContext
 from trailkeep.integrity import routes as integrity_routes
+from trailkeep.integrity.scrubber import Scrubber
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.integrity.signed_heads import SIGNED_HEADS_FILE, SignedHeads
 from trailkeep.integrity.signing import CheckpointSigner
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         settings.checkpoint_interval_seconds,
         SignedHeads(settings.resolved_signing_key_file.parent / SIGNED_HEADS_FILE),
     )
+    scrubber = Scrubber(store, signer.faults, settings.scrub_events_per_second or 1.0)
     destinations = _destinations(settings)
     export_worker = ExportWorker(
         ExportContext(
@@ -181,6 +183,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store.start_indexer()
         flusher = asyncio.create_task(_flush_key_usage(auth))
         signing = asyncio.create_task(signer.run() if settings.merkle else asyncio.sleep(0))
+        scrubbing = asyncio.create_task(
+            scrubber.run()
+            if settings.merkle and settings.scrub_events_per_second
+            else asyncio.sleep(0)
+        )
         export_worker.start()
         log.info("trailkeep started", version=__version__, env=settings.env)
         try:
@@ -189,6 +196,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             await export_worker.stop()
             flusher.cancel()
             signing.cancel()
+            scrubbing.cancel()
             with contextlib.suppress(Exception):
                 await auth.flush_last_used()
             await store.close()
@@ -206,6 +214,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.services = services
     app.state.signer = signer
+    app.state.scrubber = scrubber
     errors.install(app)
     app.include_router(health.router)
     app.include_router(event_routes.router)

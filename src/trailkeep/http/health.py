@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from trailkeep import __version__
@@ -43,7 +43,7 @@ async def healthz() -> dict[str, Any]:
         503: {"description": "not ready; the error names the reason"},
     },
 )
-async def readyz(svc: ServicesDep) -> Response:
+async def readyz(request: Request, svc: ServicesDep) -> Response:
     if not svc.store.is_ready():
         raise Unavailable("the database writer is not running")
     try:
@@ -52,4 +52,24 @@ async def readyz(svc: ServicesDep) -> Response:
         raise Unavailable(f"database not reachable: {exc.message}") from None
     # The indexer is reported, not required: a lagging or failing indexer delays full
     # text and stats, never ingest or filtered reads.
-    return json_response({"status": "ready", "indexer": svc.store.indexer_status()})
+    # Integrity alarms are reported too (the service still takes and serves events; it
+    # only stops signing the tenants named): an operator's signal, not a load balancer's.
+    return json_response(
+        {
+            "status": "ready",
+            "indexer": svc.store.indexer_status(),
+            "integrity": _integrity(request),
+        }
+    )
+
+
+def _integrity(request: Request) -> dict[str, Any]:
+    signer = getattr(request.app.state, "signer", None)
+    scrubber = getattr(request.app.state, "scrubber", None)
+    status = None if scrubber is None else scrubber.status
+    return {
+        "signing_stopped": {} if signer is None else dict(signer.faults),
+        "scrub": None
+        if status is None
+        else {"passes": status.passes, "checked": status.checked, "alarms": dict(status.alarms)},
+    }

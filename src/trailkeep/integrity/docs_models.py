@@ -40,6 +40,10 @@ class CheckpointOut(BaseModel):
                     "root_hash": _b64(_ROOT),
                     "signed_at": "2026-11-22T10:00:00.000000Z",
                     "note": _NOTE,
+                    "log_size": 3,
+                    "unsigned_events": 0,
+                    "age_seconds": 0.4,
+                    "signing_stopped": None,
                 }
             ]
         }
@@ -49,6 +53,13 @@ class CheckpointOut(BaseModel):
     root_hash: str = Field(description="base64")
     signed_at: str
     note: str = Field(description="The C2SP signed note: checkpoint body, blank line, signature")
+    # GET /v1/checkpoint only: how far behind the log this checkpoint is.
+    log_size: int | None = Field(None, description="Events in the log now")
+    unsigned_events: int | None = Field(None, description="Events not yet in a checkpoint")
+    age_seconds: float | None = Field(None, description="Since the checkpoint was signed")
+    signing_stopped: str | None = Field(
+        None, description="Why the tenant is no longer signed (an integrity fault), if so"
+    )
 
 
 class CheckpointList(BaseModel):

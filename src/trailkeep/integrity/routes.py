@@ -31,6 +31,7 @@ from trailkeep.integrity.docs_models import (
 from trailkeep.integrity.service import checkpoint_json
 from trailkeep.integrity.tlog_proof import MEDIA_TYPE, format_tlog_proof
 from trailkeep.kit.tiles import TileError, parse_entries_path, parse_tile_path
+from trailkeep.kit.timeutil import now_us
 
 router = APIRouter(prefix="/v1", tags=["integrity"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -82,9 +83,16 @@ async def get_checkpoint(
     record = await svc.integrity.latest(tenant)
     if _wants_note(request, format):
         return Response(record.note, media_type=_NOTE, headers=_NO_CACHE)
-    return json_response(
-        checkpoint_json(record, svc.integrity.key.origin(tenant)), headers=_NO_CACHE
-    )
+    answer = checkpoint_json(record, svc.integrity.key.origin(tenant))
+    # How far behind the log the latest checkpoint is, so that a stopped or lagging
+    # signer shows (trailkeep verify --server warns on it).
+    head = await svc.store.tree_head(tenant)
+    answer["log_size"] = head.size
+    answer["unsigned_events"] = head.size - record.size
+    answer["age_seconds"] = round(max(0, now_us() - record.signed_at) / 1e6, 3)
+    stopped = getattr(request.app.state.signer, "faults", {}).get(tenant)
+    answer["signing_stopped"] = stopped
+    return json_response(answer, headers=_NO_CACHE)
 
 
 @router.get(

@@ -53,7 +53,7 @@ def events_in_seq_range(
         if not keys:
             return [], upper
         found = bodies_at(conn, dialect, flt.tenant_id, [(k[0], k[1]) for k in keys], where)
-        return [(seq, bytes(found[seq])) for _, seq in keys if seq in found], upper
+        return [(seq, _as_bytes(found[seq])) for _, seq in keys if seq in found], upper
     where.add("e.tenant_id = ?", flt.tenant_id)
     where.add("e.seq >= ? AND e.seq < ?", from_seq, upper)
     # NOT INDEXED: walk the table's own key (WITHOUT ROWID: the primary key), never an
@@ -63,4 +63,13 @@ def events_in_seq_range(
         f"SELECT e.seq, e.body FROM {source} WHERE {where.text()} ORDER BY e.seq",
         where.args,
     ).fetchall()
-    return [(int(seq), bytes(body)) for seq, body in rows], upper
+    return [(int(seq), _as_bytes(body)) for seq, body in rows], upper
+
+
+def _as_bytes(body: object) -> bytes:
+    """A stored body as bytes; SQLite hands back TEXT if someone rewrote the column as
+    text (a tampered row must reach the integrity scrub, not crash the read)."""
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    assert isinstance(body, bytes | bytearray | memoryview)
+    return bytes(body)
