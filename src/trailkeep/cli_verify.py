@@ -118,6 +118,12 @@ def verify(
     proof: Annotated[
         Path | None, typer.Option(help="A receipt (C2SP tlog-proof) of one event to check")
     ] = None,
+    stale_after: Annotated[
+        float, typer.Option(min=0, help="Monitor: warn when unsigned events wait this long, s")
+    ] = 60.0,
+    sample: Annotated[
+        int, typer.Option(min=0, help="Monitor: check the newest N stored events against proofs")
+    ] = 0,
     event: Annotated[
         Path | None, typer.Option(help="With --proof: the event, if the receipt lacks it")
     ] = None,
@@ -186,7 +192,10 @@ def verify(
             _offline(events, checkpoint, key, tiles, any_order, api_key, timeout, json_out)
         else:
             assert since is not None
-            _monitor(server, since, key, api_key, tenant, timeout, update, init, json_out)
+            _monitor(
+                server, since, key, api_key, tenant, timeout, update, init, json_out,
+                stale_after, sample,
+            )  # fmt: skip
     except typer.Exit:
         raise
     except KeyboardInterrupt:
@@ -319,13 +328,18 @@ def _monitor(
     update: bool,
     init: bool,
     json_out: bool,
+    stale_after: float = 60.0,
+    sample: int = 0,
 ) -> None:
     from trailkeep.integrity.monitor import LogClient, monitor
     from trailkeep.integrity.verify_inputs import load_verifier
 
     verifier = load_verifier(key)
     with LogClient(server, api_key=api_key, tenant=tenant, timeout=timeout) as client:
-        result = monitor(client, since, verifier, tenant=tenant, update=update, init=init)
+        result = monitor(
+            client, since, verifier, tenant=tenant, update=update, init=init,
+            stale_after=stale_after, sample=sample,
+        )  # fmt: skip
     _show_monitor(result, json_out)
     if not result.ok:
         raise typer.Exit(1)
@@ -338,5 +352,9 @@ def _show_monitor(result: MonitorResult, json_out: bool) -> None:
     verdict = "OK" if result.ok else "FAILED"
     style = "bold green" if result.ok else "bold red"
     _out.print(Text.assemble((verdict, style), f": {result.origin}: {result.message}"))
+    for warning in result.warnings:
+        _out.print(Text.assemble(("  warning: ", "yellow"), warning))
+    if result.sampled:
+        _out.print(Text(f"  {result.sampled} stored events checked against the signed tree"))
     if result.updated and result.status == "ok":
         _out.print(Text(f"  saved the checkpoint at size {result.new.size:,} for the next run"))

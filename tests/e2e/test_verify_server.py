@@ -180,3 +180,45 @@ def test_an_export_of_a_real_server_verifies_and_tiles_locate_a_change(
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # The CLI's httpx must reach 127.0.0.1 directly, whatever proxy the machine sets.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.mark.sqlite_only  # the tamper goes through the database file
+def test_the_monitor_samples_stored_events_and_warns_when_signing_stops(
+    server: Server, seeded: dict[str, str], tmp_path: Path
+) -> None:
+    import sqlite3
+    import time
+
+    server.start(extra_env={**FAST_CHECKPOINTS, "TRAILKEEP_SCRUB_EVENTS_PER_SECOND": "5000"})
+    reader = seeded["a_reader"]
+    ingest(server, seeded["a_writer"], 20)
+    wait_for_checkpoint(server, reader, 20)
+    key = vkey_of(server, reader, tmp_path / "a.vkey")
+    since = tmp_path / "saved.txt"
+    watch = ("--server", server.url, "--since", str(since), "--key", str(key))
+    assert verify(*watch, "--init", token=reader).returncode == 0
+    clean = verify(*watch, "--sample", "10", "--json", token=reader)
+    report = orjson.loads(clean.stdout)
+    assert clean.returncode == 0 and report["sampled"] == 10 and report["warnings"] == []
+    # someone edits a stored body in the database: the tree and checkpoints are unchanged
+    db = sqlite3.connect(server.data_dir / "trailkeep.db")
+    (body,) = db.execute("SELECT body FROM events WHERE tenant_id = 'a' AND seq = 17").fetchone()
+    db.execute(
+        "UPDATE events SET body = ? WHERE tenant_id = 'a' AND seq = 17",
+        (bytes(body).replace(b'"u_17"', b'"u_99"'),),
+    )
+    db.commit()
+    db.close()
+    tampered = verify(*watch, "--sample", "10", "--json", token=reader)
+    report = orjson.loads(tampered.stdout)
+    assert tampered.returncode == 1 and report["status"] == "tampered", report
+    assert "seq 17" in report["message"]
+    # the server's own scrub finds it too and stops signing: the monitor warns
+    deadline = time.monotonic() + 15
+    while True:
+        run = verify(*watch, "--json", token=reader)
+        warnings = orjson.loads(run.stdout)["warnings"]
+        if warnings or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert warnings and "stopped signing" in warnings[0] and "17" in warnings[0], warnings

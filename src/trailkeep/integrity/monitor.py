@@ -19,9 +19,10 @@ import base64
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -36,6 +37,8 @@ from trailkeep.integrity.verify_inputs import (
     tenant_of,
 )
 from trailkeep.integrity.verify_tiles import TileSourceError
+from trailkeep.kit import merkle
+from trailkeep.kit.canonical import canonical_json
 from trailkeep.kit.merkle import HASH_SIZE, ProofError, verify_consistency
 from trailkeep.kit.tiles import TILE_WIDTH, tile_path
 
@@ -119,6 +122,34 @@ class LogClient:
             raise MonitorError(f"{url}: {_error_text(status, body)}")
         return body
 
+    def _json(self, path: str, params: dict[str, Any]) -> Any:
+        url = f"{self.server}{path}"
+        status, body = _get(
+            self._http, url, {**self._tenant, **params}, "application/json", _MAX_ANSWER
+        )
+        if status != 200:
+            raise MonitorError(f"{url}: {_error_text(status, body)}")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise MonitorError(f"{url}: the answer is not JSON") from None
+
+    def checkpoint_status(self) -> dict[str, Any]:
+        """The latest checkpoint as JSON: with ``unsigned_events``, ``age_seconds`` and
+        ``signing_stopped``, how current it is."""
+        found: dict[str, Any] = self._json("/v1/checkpoint", {})
+        return found
+
+    def newest_stored(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` events in their stored form (what the leaves hash)."""
+        page = self._json("/v1/events", {"limit": limit, "form": "stored"})
+        data: list[dict[str, Any]] = page.get("data", [])
+        return data
+
+    def inclusion_proof(self, event_id: str, size: int) -> list[bytes]:
+        answer = self._json(f"/v1/events/{quote(event_id, safe='')}/proof", {"size": size})
+        return [base64.b64decode(h) for h in answer.get("proof", [])]
+
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The proof hashes from ``old_size`` to ``new_size``, checked for shape only."""
         url = f"{self.server}/v1/proofs/consistency"
@@ -200,6 +231,8 @@ class MonitorResult:
     new: Checkpoint
     new_note: str
     updated: bool = False
+    warnings: list[str] = field(default_factory=list)
+    sampled: int = 0
 
     @property
     def ok(self) -> bool:
@@ -216,6 +249,8 @@ class MonitorResult:
             "new": _checkpoint_json(self.new),
             "new_note": self.new_note,
             "updated": self.updated,
+            "warnings": self.warnings,
+            "sampled": self.sampled,
         }
 
 
@@ -290,6 +325,48 @@ def _check_tenant(checkpoint: Checkpoint, tenant: str | None) -> None:
         )
 
 
+def _freshness(client: LogClient, stale_after: float) -> list[str]:
+    """Warnings when the server's signer has stopped or lags behind its log."""
+    status = client.checkpoint_status()
+    if status.get("signing_stopped"):
+        return [f"the server stopped signing this log: {status['signing_stopped']}"]
+    unsigned, age = status.get("unsigned_events"), status.get("age_seconds")
+    if (
+        isinstance(unsigned, int)
+        and isinstance(age, int | float)
+        and unsigned > 0
+        and age > stale_after
+    ):
+        return [
+            f"stale checkpoint: {unsigned:,} events are not yet signed and the latest"
+            f" checkpoint is {age:,.0f} s old (more than {stale_after:g} s)"
+        ]
+    return []
+
+
+def _sample(client: LogClient, new: Checkpoint, count: int) -> tuple[int, str | None]:
+    """Check the newest ``count`` stored events against the signed tree: an event whose
+    stored body was edited no longer hashes to its leaf. (checked, problem)."""
+    checked = 0
+    for event in client.newest_stored(count):
+        seq, event_id = event.get("seq"), event.get("id")
+        if not isinstance(seq, int) or not isinstance(event_id, str) or seq >= new.size:
+            continue  # beyond the checkpoint: not signed yet
+        leaf = merkle.leaf_hash(canonical_json(event))
+        proof = client.inclusion_proof(event_id, new.size)
+        try:
+            included = merkle.verify_inclusion(leaf, seq, new.size, proof, new.root_hash)
+        except merkle.ProofError:
+            included = False
+        if not included:
+            return checked, (
+                f"event {event_id!r} (seq {seq}) as the server serves it is not in the signed"
+                " tree: its stored body was changed"
+            )
+        checked += 1
+    return checked, None
+
+
 def monitor(
     client: LogClient,
     since: Path,
@@ -298,6 +375,8 @@ def monitor(
     tenant: str | None = None,
     update: bool = False,
     init: bool = False,
+    stale_after: float = 60.0,
+    sample: int = 0,
 ) -> MonitorResult:
     """Check the server's latest checkpoint against the one saved in ``since``.
 
@@ -325,6 +404,12 @@ def monitor(
         return MonitorResult("initialized", message, new.origin, None, new, new_note, True)
     status, message = _compare(client, old, new)
     result = MonitorResult(status, message, new.origin, old, new, new_note)
+    if result.ok:
+        result.warnings = _freshness(client, stale_after)
+    if result.ok and sample:
+        result.sampled, problem = _sample(client, new, sample)
+        if problem is not None:
+            result.status, result.message = "tampered", problem
     if result.ok and update and new.size > old.size:
         _save(since, note)
         result.updated = True
