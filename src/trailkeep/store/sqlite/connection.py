@@ -13,7 +13,12 @@ MMAP_BYTES = 8 * 1024**3
 
 
 def open_connection(
-    path: Path, *, synchronous: str = "FULL", cache_mb: int = 64, readonly: bool = False
+    path: Path,
+    *,
+    synchronous: str = "FULL",
+    cache_mb: int = 64,
+    readonly: bool = False,
+    mmap: bool = True,
 ) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a group commit is one
     # explicit transaction and nothing is committed behind our back.
@@ -23,7 +28,7 @@ def open_connection(
     conn.execute("PRAGMA temp_store = MEMORY")
     # Reads through mmap skip a read() call and a copy per page; SQLite caps the size
     # at its compile-time maximum (2 GiB on common builds).
-    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES if mmap else 0}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:

@@ -17,6 +17,7 @@ from typing import TypeVar
 from anyio import to_thread
 
 from trailkeep.errors import QueryTimeout, StoreUnavailable
+from trailkeep.query.filter import EventFilter
 from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.derived.indexer import DerivedIndexer
@@ -25,7 +26,7 @@ from trailkeep.store.fulltext.text_pool import TextPool
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrations.runner import SchemaError, check_schema
 from trailkeep.store.models import TenantRecord
-from trailkeep.store.reads import pages
+from trailkeep.store.reads import pages, seq_range
 from trailkeep.store.reads.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
 from trailkeep.store.sql_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
@@ -75,6 +76,12 @@ class SqliteStore(SharedSqlStore):
         self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Whole-log scans (exports, the integrity scrub) read through one connection of
+        # their own: a small page cache and no mmap, so a pass over a large database
+        # neither evicts the hot pages of the query connections nor maps the whole file
+        # into the server's resident memory.
+        self._bulk: sqlite3.Connection | None = None
+        self._bulk_lock = threading.Lock()
         self._reader_slots = threading.BoundedSemaphore(READ_CONNECTIONS)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -96,6 +103,10 @@ class SqliteStore(SharedSqlStore):
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+        with self._bulk_lock:
+            if self._bulk is not None:
+                self._bulk.close()
+                self._bulk = None
 
     # -- plumbing ------------------------------------------------------------------
     def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -124,6 +135,27 @@ class SqliteStore(SharedSqlStore):
             finally:
                 conn.set_progress_handler(None, 0)
                 self._idle_readers.put(conn)
+
+    def _run_bulk(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._bulk_lock:
+            if self._bulk is None:
+                conn = open_connection(self.path, cache_mb=8, readonly=True, mmap=False)
+                conn.create_function(SQLITE_IP_FUNCTION, -1, sqlite_ip_in, deterministic=True)
+                self._bulk = conn
+            return fn(self._bulk)
+
+    async def events_in_seq_range(
+        self, flt: EventFilter, from_seq: int, to_seq: int, limit: int
+    ) -> tuple[list[tuple[int, bytes]], int]:
+        dialect = self.dialect
+
+        def read(conn: sqlite3.Connection) -> tuple[list[tuple[int, bytes]], int]:
+            return seq_range.events_in_seq_range(conn, dialect, flt, from_seq, to_seq, limit)
+
+        try:
+            return await to_thread.run_sync(self._run_bulk, read)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"database read failed: {exc}") from exc
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
