@@ -107,7 +107,17 @@ def test_big_integers_are_refused(value: int) -> None:
     assert locs(ev(changes={"after": {"n": value}})) == [["changes", "after", "n"]]
 
 
-@pytest.mark.parametrize("value", [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 0, True, 1.5e300])
+@pytest.mark.parametrize("value", [1.5e300, 5.2775053738783674e17, float(2**53), -1e16])
+def test_floats_beyond_the_exact_range_are_refused(value: float) -> None:
+    """I-JSON: every number beyond ±(2**53-1), integer or not (RFC 8785 writes such a
+    float without an exponent, and parsers then read an inexact integer)."""
+    assert locs(ev(metadata={"n": value})) == [["metadata", "n"]]
+    assert locs(ev(changes={"after": {"n": value}})) == [["changes", "after", "n"]]
+
+
+@pytest.mark.parametrize(
+    "value", [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 0, True, 4.5e15, 1e-300, -0.5]
+)
 def test_safe_numbers_pass(value: Any) -> None:
     assert locs(ev(metadata={"n": value})) == []
 

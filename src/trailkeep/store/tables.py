@@ -362,7 +362,9 @@ def _export_jobs(md: MetaData, backend: Backend) -> None:
         Column("error", Text, nullable=True),
         Column("result", Text, nullable=True),  # files, sizes, location: JSON
         PrimaryKeyConstraint("tenant_id", "id", name="pk_export_jobs"),
-        Index("ix_export_jobs_state", "state", "created_at"),
+        # Tenant first like every index (the table may be distributed by tenant); the
+        # claim's scan over all tenants reads this small table whole.
+        Index("ix_export_jobs_state", "tenant_id", "state", "created_at"),
         Index("ix_export_jobs_list", "tenant_id", "created_at", "id"),
         **clustered,
     )

@@ -225,10 +225,16 @@ def test_requests_carry_the_api_key_and_tenant(
     fake: FakeLog, keys: tuple[str, str], tmp_path: Path
 ) -> None:
     run(fake, saved_at(fake, tmp_path, 10), keys[1], api_key="tk_secret", tenant="acme")
-    assert [r.url.path for r in fake.requests] == ["/v1/checkpoint", "/v1/proofs/consistency"]
+    # the note, the proof, then the checkpoint's JSON for how current it is (freshness)
+    assert [r.url.path for r in fake.requests] == [
+        "/v1/checkpoint",
+        "/v1/proofs/consistency",
+        "/v1/checkpoint",
+    ]
     assert all(r.headers["Authorization"] == "Bearer tk_secret" for r in fake.requests)
     assert all(r.url.params["tenant_id"] == "acme" for r in fake.requests)
     assert fake.requests[0].headers["Accept"] == "text/plain"
+    assert fake.requests[2].headers["Accept"] == "application/json"
     with pytest.raises(VerifyError, match="not --tenant 'globex'"):
         run(fake, saved_at(fake, tmp_path, 10), keys[1], tenant="globex")
 
