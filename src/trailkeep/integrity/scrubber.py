@@ -5,11 +5,11 @@ Every event's leaf is in the level-0 tiles; the signer only checks that new tile
 extend signed ones, so a body edited, or a row deleted, in the database would go
 unnoticed by the server itself. The scrubber walks each tenant's log in seq order,
 ``chunk`` events a step, hashing each stored body and comparing it with its leaf: a
-changed body, or a seq with no row, is an integrity alarm (logged with the tenant and
-seqs, shown on ``/readyz``, and the tenant's signing stopped, so no checkpoint is ever
-signed over a tree found inconsistent). The rate is ``events_per_second`` in all
-(default: a full pass over 1,000,000 events a day); its position is kept in memory, so a
-restart begins a new pass.
+changed body, a seq with no row, or a row beyond the tree, is an integrity alarm
+(logged with the tenant and seqs, shown on ``/readyz``, and the tenant's signing
+stopped, so no checkpoint is ever signed over a tree found inconsistent). The rate is
+``events_per_second`` in all (default: a full pass over 1,000,000 events a day); its
+position is kept in memory, so a restart begins a new pass.
 """
 
 from __future__ import annotations
@@ -73,7 +73,15 @@ class Scrubber:
             after = page[-1].id
 
     async def scrub_tenant(self, tenant_id: str) -> None:
+        # The highest stored seq first, then the tree: rows and their leaves commit
+        # together, so a row beyond a tree read after it was put there by hand.
+        highest = await self._store.max_stored_seq(tenant_id)
         size = (await self._store.tree_head(tenant_id)).size
+        if highest is not None and highest >= size:
+            self._alarm_text(
+                tenant_id, f"stored events beyond the tree of {size}: up to seq {highest}"
+            )
+            return
         position = 0
         while position < size and tenant_id not in self.status.alarms:
             started = time.monotonic()
@@ -109,7 +117,10 @@ class Scrubber:
             parts.append(f"stored events that no longer hash to their leaf: seqs {_list(changed)}")
         if missing:
             parts.append(f"seqs with no stored event: {_list(missing)}")
-        message = f"tenant {tenant_id!r}: " + "; ".join(parts)
+        self._alarm_text(tenant_id, "; ".join(parts))
+
+    def _alarm_text(self, tenant_id: str, what: str) -> None:
+        message = f"tenant {tenant_id!r}: {what}"
         self.status.alarms[tenant_id] = message
         self._faults.setdefault(tenant_id, f"integrity scrub: {message}")
         log.error("integrity alarm: checkpoint signing stopped", tenant=tenant_id, error=message)

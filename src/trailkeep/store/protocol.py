@@ -192,6 +192,10 @@ class Store(Protocol):
         most ``limit`` seqs; and the seq to continue from."""
         ...
 
+    async def max_stored_seq(self, tenant_id: str) -> int | None:
+        """The highest seq of the tenant's stored events (the integrity scrub)."""
+        ...
+
     async def create_export_job(self, job: ExportJobRecord, max_active: int) -> bool:
         """Insert ``job`` (False: the tenant has ``max_active`` queued or running)."""
         ...

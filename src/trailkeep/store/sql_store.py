@@ -278,6 +278,15 @@ class SharedSqlStore(ABC):
             lambda c: seq_range.events_in_seq_range(c, dialect, flt, from_seq, to_seq, limit)
         )
 
+    async def max_stored_seq(self, tenant_id: str) -> int | None:
+        def read(conn: SqlConnection) -> int | None:
+            row = conn.execute(
+                "SELECT MAX(seq) FROM events WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+
+        return await self._read(read)
+
     async def create_export_job(self, job: ExportJobRecord, max_active: int) -> bool:
         """Insert ``job`` unless its tenant already has ``max_active`` queued or running."""
 
