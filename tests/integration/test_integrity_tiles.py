@@ -76,6 +76,13 @@ def test_entry_bundles_hash_to_the_level0_tiles_and_the_signed_root(world: World
     # A narrower partial bundle is a prefix.
     r = world.client.get("/v1/tenants/acme/log/tile/entries/001.p/3", headers=reader)
     assert split_bundle(r.content) == entries[256:259]
+    # Served gzip-compressed to a client that takes it (the spec's SHOULD), plain else.
+    assert r.headers["content-encoding"] == "gzip"
+    plain = world.client.get(
+        "/v1/tenants/acme/log/tile/entries/001.p/3",
+        headers={**reader, "Accept-Encoding": "identity"},
+    )
+    assert "content-encoding" not in plain.headers and plain.content == r.content
     # Not there yet: a 404 naming how much exists, as for tiles.
     for path, words in [
         ("tile/entries/001", "not full yet (the log has 44 of its entries)"),

@@ -7,6 +7,7 @@ own log; a platform admin names the tenant. docs/integrity.md shows each with ex
 from __future__ import annotations
 
 import base64
+import gzip
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -218,7 +219,7 @@ async def get_tiles_checkpoint(
     responses={200: binary_example(EXAMPLE_TILE_NOTE), **_ERRORS},
 )
 async def get_tile(
-    tenant_id: str, path: str, principal: CurrentPrincipal, svc: ServicesDep
+    request: Request, tenant_id: str, path: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Response:
     tenant = await _tenant(principal, svc, tenant_id)
     bundle = path.startswith("entries/")
@@ -231,6 +232,15 @@ async def get_tile(
         raise BadRequest(f"tile path {path[:100]!r}: {exc}") from None
     if bundle:
         data = await svc.integrity.entry_bundle(tenant, index, width)
+        # tlog-tiles: entry bundles SHOULD be served compressed (JSON compresses ~4x);
+        # hash tiles are random bytes, left as they are.
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers = {**_IMMUTABLE, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+            return Response(
+                gzip.compress(data, compresslevel=6, mtime=0),
+                media_type="application/octet-stream",
+                headers=headers,
+            )
     else:
         data = await svc.integrity.tile(tenant, level, index, width)
     return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)
