@@ -22,6 +22,7 @@ from typing import Any
 from common import http_get_json, signing_key
 from trailkeep.integrity.checkpoint import Checkpoint, open_checkpoint
 from trailkeep.integrity.note import NoteError, Verifier, parse_signer
+from trailkeep.integrity.signing_keys import LogKey
 from trailkeep.kit.merkle import leaf_hash
 from trailkeep.kit.tiles import TileFrontier, TreeStateError
 from trailkeep.store.connection import SqlConnection
@@ -154,7 +155,7 @@ def origin_of(tenant: str) -> str:
 
 def verifier_for(tenant: str) -> Verifier:
     """The verifier of the tenant's checkpoints, from the run's own signing key."""
-    return parse_signer(signing_key()).under_name(origin_of(tenant)).verifier
+    return LogKey(parse_signer(signing_key())).signer_for(tenant).verifier
 
 
 def open_signed(note: str, tenant: str) -> Checkpoint:

@@ -352,6 +352,9 @@ def key_public(
     tenant: Annotated[str, typer.Option(help="The tenant whose log the key verifies")],
     data_dir: DataDir = None,
     json_out: JsonOut = False,
+    legacy: Annotated[
+        bool, typer.Option("--legacy", help="The key of checkpoints from before per-tenant keys")
+    ] = False,
 ) -> None:
     """Print the verifier key (C2SP vkey) of a tenant's checkpoints, for its auditors."""
     from trailkeep.integrity.signing_keys import load_log_key
@@ -364,10 +367,13 @@ def key_public(
         key = load_log_key(settings)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    vkey = key.legacy_vkey_for(tenant) if legacy else key.vkey_for(tenant)
     if json_out:
-        _print_json({"origin": key.origin(tenant), "vkey": key.vkey_for(tenant)})
+        _print_json(
+            {"origin": key.origin(tenant), "vkey": vkey, "legacy_vkey": key.legacy_vkey_for(tenant)}
+        )
     else:
-        typer.echo(key.vkey_for(tenant))
+        typer.echo(vkey)
 
 
 @key_app.command("revoke")

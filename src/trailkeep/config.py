@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     log_host: str = Field("localhost", description="Used only when init creates the key")
     # A tenant's tree is signed at most this often, and within this long of growing.
     checkpoint_interval_seconds: float = Field(1.0, ge=0.01, le=3600)
+    # Tenants whose log was signed by the service key before per-tenant keys get a second
+    # signature by it on each new checkpoint while this is on (docs/integrity.md).
+    checkpoint_legacy_cosign: bool = True
     # The integrity scrub (docs/integrity.md): stored events re-hashed against the tree,
     # this many a second in all (12: a full pass a day over 1,000,000 events); 0: off.
     scrub_events_per_second: float = Field(12.0, ge=0, le=1_000_000)

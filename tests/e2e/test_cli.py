@@ -165,7 +165,9 @@ def test_init_creates_the_signing_key_once_and_key_public_prints_it(tmp_path: Pa
     assert verifier.name == "audit.example.com/t/acme"
     assert "PRIVATE" not in printed
     as_json = cli_in_process("key", "public", "--tenant", "acme", *d, "--json")
-    assert as_json == {"origin": "audit.example.com/t/acme", "vkey": printed}
+    legacy = cli_in_process("key", "public", "--tenant", "acme", "--legacy", *d).stdout.strip()
+    assert as_json == {"origin": "audit.example.com/t/acme", "vkey": printed, "legacy_vkey": legacy}
+    assert legacy != printed and parse_verifier(legacy).name == "audit.example.com/t/acme"
     moved = cli_in_process(
         "key", "public", "--tenant", "acme", *d, env={"TRAILKEEP_LOG_HOST": "x.org"}, check=False
     )

@@ -145,6 +145,7 @@ class VerifierKeyOut(BaseModel):
                     "key_name": _ORIGIN,
                     "algorithm": "Ed25519",
                     "vkey": _SIGNER.verifier.vkey,
+                    "legacy_vkey": _SIGNER.verifier.vkey,
                 }
             ]
         }
@@ -152,7 +153,11 @@ class VerifierKeyOut(BaseModel):
     origin: str
     key_name: str
     algorithm: str
-    vkey: str
+    vkey: str = Field(description="The tenant's own key: verifies its checkpoints")
+    legacy_vkey: str = Field(
+        description="The service key under the tenant's name: checkpoints signed before"
+        " per-tenant keys, and their co-signatures (docs/integrity.md)"
+    )
 
 
 def text_example(example: str) -> dict[str, Any]:

@@ -32,10 +32,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 __all__ = [
@@ -226,6 +228,14 @@ class Signer:
     def under_name(self, name: str) -> Signer:
         """The same private key under another name (its key id changes with the name)."""
         return signer_from_seed(name, self._private.private_bytes_raw())
+
+    def derived(self, name: str, info: bytes) -> Signer:
+        """Another Ed25519 key, derived from this one with HKDF-SHA256 (RFC 5869) and
+        ``info``, under ``name``: one secret to keep, a key of its own per use."""
+        seed = HKDF(algorithm=hashes.SHA256(), length=_KEY_SIZE, salt=None, info=info).derive(
+            self._private.private_bytes_raw()
+        )
+        return signer_from_seed(name, seed)
 
 
 def signer_from_seed(name: str, seed: bytes) -> Signer:

@@ -203,4 +203,6 @@ class IntegrityService:
             "key_name": signer.name,
             "algorithm": "Ed25519",
             "vkey": signer.verifier.vkey,
+            # Checkpoints signed before per-tenant keys (and their co-signatures).
+            "legacy_vkey": self.key.legacy_vkey_for(tenant_id),
         }

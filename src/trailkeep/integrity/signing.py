@@ -19,6 +19,7 @@ import structlog
 from trailkeep.errors import Unavailable
 from trailkeep.integrity import proofs
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
+from trailkeep.integrity.note import NoteError, open_note
 from trailkeep.integrity.signed_heads import Head, SignedHeads
 from trailkeep.integrity.signing_keys import LogKey
 from trailkeep.kit import merkle
@@ -100,11 +101,23 @@ async def sign_if_grown(
             )
     await _check_remembered(store, tenant_id, (head.size, head.root_hash), remembered)
     checkpoint = Checkpoint(key.origin(tenant_id), head.size, head.root_hash)
-    note = sign_checkpoint(checkpoint, key.signer_for(tenant_id))
+    signers = [key.signer_for(tenant_id)]
+    if key.legacy_cosign and latest is not None and _signed_by(latest.note, key, tenant_id):
+        signers.append(key.legacy_signer_for(tenant_id))  # its auditors keep verifying
+    note = sign_checkpoint(checkpoint, *signers)
     record = CheckpointRecord(tenant_id, head.size, head.root_hash, note, now_us())
     await store.add_checkpoint(record)
     await asyncio.to_thread(heads.record, tenant_id, head.size, head.root_hash)  # an fsync
     return record
+
+
+def _signed_by(note: str, key: LogKey, tenant_id: str) -> bool:
+    """Whether ``note`` carries a valid signature of the tenant's legacy key."""
+    try:
+        open_note(note, [key.legacy_signer_for(tenant_id).verifier])
+    except NoteError:
+        return False
+    return True
 
 
 class CheckpointSigner:

@@ -1,9 +1,17 @@
-"""The log's signing key: loading it, creating it at init, one key name per tenant log.
+"""The log's signing key: loading it, creating it at init, and one key per tenant log.
 
-One Ed25519 key signs every tenant's checkpoints. Its name in the key file is the log
-host; tenant ``T``'s log has origin ``<host>/t/T`` and its checkpoints are signed under
-that same name (C2SP tlog-checkpoint: the key name should be the origin), so each
-tenant's auditor holds a verifier key naming exactly their log.
+The service keeps one Ed25519 secret (the key file; its name is the log host). Each
+tenant ``T``'s log, origin ``<host>/t/T``, is signed by a key of its own, derived from
+that secret with HKDF-SHA256 and the tenant id, under the name of its origin (C2SP
+tlog-checkpoint: the key name should be the origin). So a checkpoint of one tenant,
+relabelled with another's name and key id, never verifies under the other's key: the
+key differs, not only the name.
+
+Before per-tenant keys, every tenant was signed by the service key itself under the
+tenant's name (the "legacy" key). A tenant whose log has checkpoints signed that way
+keeps getting a second signature by the legacy key on each new checkpoint while
+``legacy_cosign`` is on, so auditors who pinned the legacy key go on verifying while
+they move to the tenant's own key (docs/integrity.md, "Per-tenant keys").
 """
 
 from __future__ import annotations
@@ -22,10 +30,15 @@ _HOST_RE = re.compile(
 )
 
 
+_TENANT_KEY_INFO = b"trailkeep/checkpoint-key/v1\x00"
+
+
 @dataclass
 class LogKey:
     signer: Signer  # named after the log host
+    legacy_cosign: bool = True
     _per_tenant: dict[str, Signer] = field(default_factory=dict, repr=False)
+    _legacy: dict[str, Signer] = field(default_factory=dict, repr=False)
 
     @property
     def host(self) -> str:
@@ -35,13 +48,26 @@ class LogKey:
         return f"{self.host}/t/{tenant_id}"
 
     def signer_for(self, tenant_id: str) -> Signer:
+        """The tenant's own checkpoint key."""
         signer = self._per_tenant.get(tenant_id)
         if signer is None:
-            signer = self._per_tenant[tenant_id] = self.signer.under_name(self.origin(tenant_id))
+            info = _TENANT_KEY_INFO + tenant_id.encode()
+            signer = self.signer.derived(self.origin(tenant_id), info)
+            self._per_tenant[tenant_id] = signer
+        return signer
+
+    def legacy_signer_for(self, tenant_id: str) -> Signer:
+        """The service key under the tenant's name: what signed before per-tenant keys."""
+        signer = self._legacy.get(tenant_id)
+        if signer is None:
+            signer = self._legacy[tenant_id] = self.signer.under_name(self.origin(tenant_id))
         return signer
 
     def vkey_for(self, tenant_id: str) -> str:
         return self.signer_for(tenant_id).verifier.vkey
+
+    def legacy_vkey_for(self, tenant_id: str) -> str:
+        return self.legacy_signer_for(tenant_id).verifier.vkey
 
 
 def check_log_host(host: str) -> None:
@@ -59,6 +85,11 @@ def _parse(text: str, where: str) -> LogKey:
         raise ConfigError(f"the signing key in {where} is not usable: {exc}") from None
     check_log_host(signer.name)
     return LogKey(signer)
+
+
+def with_settings(key: LogKey, settings: Settings) -> LogKey:
+    key.legacy_cosign = settings.checkpoint_legacy_cosign
+    return key
 
 
 def load_log_key(settings: Settings) -> LogKey:
@@ -82,7 +113,7 @@ def load_log_key(settings: Settings) -> LogKey:
             f"TRAILKEEP_LOG_HOST is {settings.log_host!r} but the signing key is named"
             f" {key.host!r}; a log's origin cannot change (docs/integrity.md, key rotation)"
         )
-    return key
+    return with_settings(key, settings)
 
 
 def ensure_log_key(settings: Settings) -> tuple[LogKey, Path | None]:
