@@ -29,8 +29,8 @@ export_app = typer.Typer(
     help="Exports: CSV, JSONL or Parquet with a verification bundle.",
     invoke_without_command=True,
 )
-_err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
 
 Server = Annotated[str, typer.Option(envvar="TRAILKEEP_URL", help="Server base URL")]
 ApiKey = Annotated[
