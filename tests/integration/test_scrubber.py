@@ -11,16 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import World, event
-
-
-def _wait(world: World, tenant: str, size: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = world.client.get("/v1/checkpoint", headers=world.h(tenant, "reader"))
-        if r.status_code == 200 and r.json()["tree_size"] >= size:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint of {size} for {tenant}")
+from tests.integration.test_integrity import wait_checkpoint
 
 
 def _alarm(world: World) -> dict[str, Any]:
@@ -38,7 +29,7 @@ def _alarm(world: World) -> dict[str, Any]:
 def test_a_tampered_row_stops_signing_and_is_named(world: World, tamper: str) -> None:
     for i in range(12):
         assert world.post("acme", event(id=f"e{i}", message=f"m{i}")).status_code == 201
-    _wait(world, "acme", 12)
+    wait_checkpoint(world, 12, "acme")
     healthy = world.client.get("/readyz").json()["integrity"]
     assert healthy["scrub"]["alarms"] == {} and healthy["signing_stopped"] == {}
     store = world.client.app.state.services.store  # type: ignore[attr-defined]
@@ -73,7 +64,7 @@ def test_a_tampered_row_stops_signing_and_is_named(world: World, tamper: str) ->
     assert world.post("acme", event(id="after")).status_code == 201
     assert world.post("globex", event(id="g-after")).status_code == 201
     world.globex_ids.append("g-after")
-    _wait(world, "globex", 6)
+    wait_checkpoint(world, 6, "globex")
     time.sleep(0.3)
     r = world.client.get("/v1/checkpoint", headers=world.h("acme", "reader"))
     assert r.json()["tree_size"] == 12

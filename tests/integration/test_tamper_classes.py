@@ -14,18 +14,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import World, event
+from tests.integration.test_integrity import wait_checkpoint
 
 EVENTS = 12
-
-
-def _wait_size(world: World, tenant: str, size: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = world.client.get("/v1/checkpoint", headers=world.h(tenant, "reader"))
-        if r.status_code == 200 and r.json()["tree_size"] >= size:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint of {size} for {tenant}")
 
 
 def _body(conn: Any, seq: int) -> bytes:
@@ -92,7 +83,7 @@ def _tamper(kind: str, postgres: bool) -> Any:
 def test_each_tamper_class_is_caught_and_stops_signing(world: World, kind: str) -> None:
     for i in range(EVENTS):
         assert world.post("acme", event(id=f"e{i}", message=f"m{i}")).status_code == 201
-    _wait_size(world, "acme", EVENTS)
+    wait_checkpoint(world, EVENTS, "acme")
     store = world.client.app.state.services.store  # type: ignore[attr-defined]
     signer = world.client.app.state.signer  # type: ignore[attr-defined]
     world.client.portal.call(store._write, _tamper(kind, store.postgres))  # type: ignore[union-attr]
@@ -115,4 +106,4 @@ def test_each_tamper_class_is_caught_and_stops_signing(world: World, kind: str) 
     assert r.json()["tree_size"] == found_at["tree_size"] <= EVENTS + 1
     assert world.post("globex", event(id="g-after")).status_code == 201
     world.globex_ids.append("g-after")
-    _wait_size(world, "globex", 6)
+    wait_checkpoint(world, 6, "globex")

@@ -6,27 +6,16 @@ co-signing off, its new checkpoints carry its own key only."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from tests.conftest import World, event
+from tests.integration.test_integrity import wait_checkpoint
 from trailkeep.integrity.checkpoint import Checkpoint, sign_checkpoint
 from trailkeep.integrity.note import UnverifiedNoteError, open_note, parse_verifier
 from trailkeep.kit.timeutil import now_us
 from trailkeep.store.models import CheckpointRecord
-
-
-def _checkpoint(world: World, tenant: str, size: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = world.client.get("/v1/checkpoint", headers=world.h(tenant, "reader"))
-        if r.status_code == 200 and r.json()["tree_size"] >= size:
-            found: dict[str, Any] = r.json()
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint of {size}")
 
 
 def _keys(world: World, tenant: str) -> tuple[Any, Any]:
@@ -39,7 +28,7 @@ def _legacy_history(world: World) -> None:
     service key under acme's name, not by acme's own key."""
     for i in range(3):
         assert world.post("acme", event(id=f"e{i}")).status_code == 201
-    _checkpoint(world, "acme", 3)
+    wait_checkpoint(world, 3, "acme")
     app: Any = world.client.app
     store, key = app.state.services.store, app.state.services.integrity.key
     head = world.client.portal.call(store.tree_head, "acme")
@@ -57,7 +46,7 @@ def _legacy_history(world: World) -> None:
 
 def test_a_new_tenant_is_signed_by_its_own_key_only(world: World) -> None:
     own, legacy = _keys(world, "globex")
-    note = _checkpoint(world, "globex", 5)["note"]  # the world's five globex events
+    note = wait_checkpoint(world, 5, "globex")["note"]  # the world's five globex events
     assert open_note(note, [own]).verified
     with pytest.raises(UnverifiedNoteError):
         open_note(note, [legacy])
@@ -67,7 +56,7 @@ def test_a_legacy_signed_log_is_co_signed_while_its_auditors_move(world: World) 
     _legacy_history(world)
     own, legacy = _keys(world, "acme")
     assert world.post("acme", event(id="new")).status_code == 201
-    note = _checkpoint(world, "acme", 4)["note"]
+    note = wait_checkpoint(world, 4, "acme")["note"]
     assert open_note(note, [own]).verified and open_note(note, [legacy]).verified
 
 
@@ -76,7 +65,7 @@ def test_without_co_signing_a_legacy_log_gets_its_own_key_only(world: World) -> 
     _legacy_history(world)
     own, legacy = _keys(world, "acme")
     assert world.post("acme", event(id="new")).status_code == 201
-    note = _checkpoint(world, "acme", 4)["note"]
+    note = wait_checkpoint(world, 4, "acme")["note"]
     assert open_note(note, [own]).verified
     with pytest.raises(UnverifiedNoteError):
         open_note(note, [legacy])

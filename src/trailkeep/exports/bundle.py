@@ -31,6 +31,8 @@ from typing import IO, Any
 
 import orjson
 
+from trailkeep.kit.hashing import file_sha256
+
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.txt"
 RANGE_PROOF = "range-proof.json"
@@ -43,17 +45,6 @@ DATA_STEM = "events"
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def file_digest(path: Path) -> tuple[str, int]:
-    """(SHA-256 hex, size) of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def range_proof_json(tree_size: int, begin: int, end: int, outside: list[bytes]) -> bytes:
@@ -117,7 +108,7 @@ def add_files(
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     for name, content in files.items():
         if isinstance(content, Path):
-            sha, size = file_digest(content)
+            sha, size = file_sha256(content)
             zf.write(content, f"{top}/{name}", compress_type=method)
         else:
             sha, size = hashlib.sha256(content).hexdigest(), len(content)

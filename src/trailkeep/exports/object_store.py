@@ -27,6 +27,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from trailkeep.config import ConfigError, Settings
+from trailkeep.kit.hashing import file_sha256
 
 _CHUNK = 1024 * 1024
 _PART = 8 * 1024 * 1024  # multipart threshold and part size of S3 uploads
@@ -60,15 +61,6 @@ def _safe_name(name: str) -> str:
     if not name or "\\" in name or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"not a safe relative object name: {name!r}")
     return str(PurePosixPath(*parts))
-
-
-def _hash_file(path: Path) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 class LocalObjectStore:
@@ -265,7 +257,7 @@ class S3ObjectStore:
 
     def put(self, source: Path, name: str) -> StoredObject:
         key = self.prefix + _safe_name(name)
-        size, sha256 = _hash_file(source)
+        sha256, size = file_sha256(source)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         extra = {**self._extra, "ContentType": content_type, "Metadata": {"sha256": sha256}}
         try:

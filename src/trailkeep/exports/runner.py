@@ -32,7 +32,7 @@ from trailkeep.query.compile import event_filter
 from trailkeep.query.filter import EventFilter
 from trailkeep.query.parser import parse_query
 from trailkeep.store.models import CheckpointRecord, ExportJobRecord
-from trailkeep.store.protocol import Store, TreeView
+from trailkeep.store.protocol import Store
 
 CHUNK = 5_000  # seqs read per database call
 PROGRESS_EVERY_S = 1.0
@@ -109,10 +109,6 @@ class _Progress:
             raise JobLost()
 
 
-def _inclusions(view: TreeView, seqs: list[int], size: int) -> list[tuple[bytes, list[bytes]]]:
-    return proofs.inclusions(view, seqs, size)
-
-
 def _write_chunk(
     writer: FormatWriter, stored: list[bytes], docs: list[dict[str, Any]] | None
 ) -> None:
@@ -158,7 +154,7 @@ async def _stream(
                 if proofs_file is not None:
                     seqs = [seq for seq, _ in rows]
                     found = await ctx.store.read_tree(
-                        job.tenant_id, partial(_inclusions, seqs=seqs, size=tree_size)
+                        job.tenant_id, partial(proofs.inclusions, seqs=seqs, size=tree_size)
                     )
                     lines = [
                         bundle.proof_line(seq, leaf, proof)

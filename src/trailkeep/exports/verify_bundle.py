@@ -30,6 +30,7 @@ from trailkeep.integrity.note import Verifier
 from trailkeep.integrity.verify import leaf_items
 from trailkeep.integrity.verify_inputs import VerifyError, open_checkpoint_bytes
 from trailkeep.kit import merkle
+from trailkeep.kit.hashing import file_sha256
 from trailkeep.kit.merkle_range import RangeFolder, root_from_range
 from trailkeep.privacy.masking import mask_value
 
@@ -141,7 +142,7 @@ def _check_files(folder: Path, manifest: dict[str, Any], report: BundleReport) -
         if not path.is_file():
             report.problem(f"{entry['name']}: missing")
             continue
-        sha, size = bundle.file_digest(path)
+        sha, size = file_sha256(path)
         if sha != entry["sha256"] or size != entry["bytes"]:
             report.problem(f"{entry['name']}: changed since the export (SHA-256 differs)")
 

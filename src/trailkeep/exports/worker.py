@@ -139,6 +139,6 @@ class ExportWorker:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, DestinationError):
+    if isinstance(exc, OSError):  # the work folder (a DestinationError is not one)
         return f"could not write the export: {exc.strerror or exc}"
     return str(exc)

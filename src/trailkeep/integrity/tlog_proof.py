@@ -13,8 +13,8 @@
 The spec's ``extra`` line carries "data necessary to reconstruct the record hash": here
 the stored event itself, so the receipt is self-contained. It is not trusted: its leaf
 hash, SHA-256(0x00 || RFC 8785 bytes), must sit at ``index`` under the checkpoint's
-signed root, and its ``seq`` and tenant must be that index and that log's. Pure, apart
-from nothing: the caller reads the file and the verifier key.
+signed root, and its ``seq`` and tenant must be that index and that log's. Pure: the
+caller reads the file and the verifier key.
 """
 
 from __future__ import annotations
