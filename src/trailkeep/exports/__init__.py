@@ -1,1 +1,2 @@
-"""Exports: a tenant's events for a time range as a verifiable archive, kept locally or in S3."""
+"""Exports: a tenant's events (a seq range, optionally filtered) as a verifiable archive
+of CSV, JSONL or Parquet with its proof bundle, kept in a local folder or in S3."""
