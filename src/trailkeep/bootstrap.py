@@ -65,7 +65,7 @@ async def initialize(store: Store, settings: Settings, *, demo: bool) -> InitRes
             result.demo = saved
             return result
     if await store.get_tenant(DEMO_TENANT) is None:
-        await tenants.create(TenantCreate(id=DEMO_TENANT, display_name="Demo tenant"))
+        await tenants.create(TenantCreate(id=DEMO_TENANT, display_name="Demo tenant"), "init")
     demo_keys: dict[str, str] = {}
     if result.admin_key is None:
         platform = await auth.create_key(None, Role.ADMIN, "demo platform admin")

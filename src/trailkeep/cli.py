@@ -248,7 +248,7 @@ def tenant_create(
     except ValidationError as exc:
         raise _fail(f"invalid tenant: {exc.errors()[0]['msg']} ({tenant_id!r})") from None
     settings = load_settings(data_dir=data_dir, database_url=database_url)
-    record = _with_store(settings, lambda store: TenantService(store).create(body))
+    record = _with_store(settings, lambda store: TenantService(store).create(body, "cli"))
     out = to_out(record).model_dump()
     if json_out:
         _print_json(out)

@@ -68,6 +68,13 @@ class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
 
 
+class Gone(TrailkeepError):
+    """An event that retention pruned; ``details`` is its tombstone."""
+
+    status = 410
+    code = "pruned"
+
+
 class PayloadTooLarge(TrailkeepError):
     status = 413
     code = "payload_too_large"

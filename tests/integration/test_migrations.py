@@ -143,6 +143,10 @@ def test_a_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
         conn.execute(f"DROP TABLE {table}")
     conn.execute("ALTER TABLE tenants DROP COLUMN privacy")
     conn.execute("DROP TABLE export_jobs")  # ... no exports ...
+    for table in ("pruned_events", "retention_runs", "archive_segments"):  # ... no retention
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE tenants DROP COLUMN retention")
+    conn.execute("ALTER TABLE tenants DROP COLUMN legal_hold_info")
     conn.execute("DROP INDEX ux_tenants_num")
     conn.execute("ALTER TABLE tenants DROP COLUMN num")
     conn.execute("CREATE TABLE schema_info (version INTEGER PRIMARY KEY)")

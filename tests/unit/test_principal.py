@@ -22,6 +22,7 @@ ALLOWED = {
         P.ERASE_SUBJECTS,
         P.MANAGE_PRIVACY,
         P.EXPORT,
+        P.MANAGE_RETENTION,
     },
     Role.WRITER: {P.INGEST},
     Role.READER: {P.READ, P.VIEW_TENANT},

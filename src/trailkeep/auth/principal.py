@@ -26,6 +26,7 @@ class Permission(StrEnum):
     ERASE_SUBJECTS = "erase_subjects"
     MANAGE_PRIVACY = "manage_privacy"  # the tenant's redaction/encryption settings
     EXPORT = "export"  # start, read and download export jobs
+    MANAGE_RETENTION = "manage_retention"  # policy, legal hold, retention runs, archives
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -40,6 +41,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.ERASE_SUBJECTS,
             Permission.MANAGE_PRIVACY,
             Permission.EXPORT,
+            Permission.MANAGE_RETENTION,
         }
     ),
     Role.WRITER: frozenset({Permission.INGEST}),

@@ -109,7 +109,9 @@ def _item_json(outcome: ItemOutcome) -> dict[str, Any]:
         item["error"] = {
             "code": "idempotency_conflict",
             "status": 409,
-            "message": "id already used with a different body",
+            "message": "id already used with a different body"
+            if result.body
+            else "id used by an event that retention has pruned",
             "details": None,
         }
     return item

@@ -147,7 +147,9 @@ class EventService:
         (result,) = await self._store.append_events([draft])
         if result.status == "conflict":
             raise IdempotencyConflict(
-                f"event id '{draft.id}' was already used with a different body",
+                f"event id '{draft.id}' was already used with a different body"
+                if result.body
+                else f"event id '{draft.id}' was used by an event that retention has pruned",
                 details={"id": draft.id, "seq": result.seq},
             )
         (shown,) = await self._privacy.present(principal, draft.tenant_id, [result.body])

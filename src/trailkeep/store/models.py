@@ -68,6 +68,10 @@ class TenantRecord:
     updated_at: int
     # The tenant's privacy settings as stored (JSON object); None: the defaults.
     privacy: dict[str, Any] | None = None
+    # The retention policy as stored (None: retention_days alone), and the legal hold's
+    # record: reason, set_by, set_at (retention/policy.py).
+    retention: dict[str, Any] | None = None
+    legal_hold_info: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -176,3 +180,55 @@ class ExportJobRecord:
     total: int | None = None
     error: str | None = None
     result: str | None = None  # JSON
+
+
+@dataclass(slots=True, frozen=True)
+class DueRow:
+    """An event a retention run looks at: its keys, what its rules read, its body."""
+
+    seq: int
+    id: str
+    occurred_at: int
+    action: str
+    severity: int
+    body: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Tombstone:
+    """What remains of a pruned event besides its leaf hash (retention/)."""
+
+    seq: int
+    id: str
+    pruned_at: int
+    rule: str
+    segment: str | None
+
+
+@dataclass(slots=True)
+class RetentionRunRecord:
+    tenant_id: str
+    id: str
+    state: str  # running | done | failed
+    requested_by: str
+    created_at: int
+    finished_at: int | None = None
+    lease_owner: str | None = None
+    lease_until: int | None = None
+    report: str | None = None  # JSON
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class SegmentRecord:
+    tenant_id: str
+    id: str
+    run_id: str
+    state: str  # archived | pruned | restored
+    from_seq: int
+    to_seq: int
+    rows: int
+    destination: str
+    location: str
+    manifest: str  # JSON
+    created_at: int

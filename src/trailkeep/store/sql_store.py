@@ -40,13 +40,14 @@ from trailkeep.store.models import (
 from trailkeep.store.privacy import keys_sql
 from trailkeep.store.protocol import TreeView
 from trailkeep.store.reads import events, pages, seq_range
+from trailkeep.store.retention.methods import RetentionMethods
 from trailkeep.store.stats import reads as stats_reads
 from trailkeep.store.tree import tiles_sql
 
 T = TypeVar("T")
 
 
-class SharedSqlStore(ABC):
+class SharedSqlStore(RetentionMethods, ABC):
     dialect: ClassVar[pages.ReadDialect]
     tenant_data_tables: ClassVar[tuple[str, ...]]
     postgres: ClassVar[bool]

@@ -104,6 +104,10 @@ def _define(backend: Backend) -> MetaData:
         # The tenant's privacy settings as JSON (NULL: the defaults); migration 0007 on
         # SQLite, 0006 on PostgreSQL, after ``num``.
         Column("privacy", Text, nullable=True),
+        # The retention policy (JSON; NULL: retention_days alone) and who set the legal
+        # hold, when and why (JSON); migration 0009 on both backends.
+        Column("retention", Text, nullable=True),
+        Column("legal_hold_info", Text, nullable=True),
     )
     Table(
         "api_keys",
@@ -208,6 +212,7 @@ def _define(backend: Backend) -> MetaData:
     _followers(md, backend)
     _privacy(md, backend)
     _export_jobs(md, backend)
+    _retention(md, backend)
     if pg:
         Table(
             "event_ids",
@@ -370,6 +375,75 @@ def _export_jobs(md: MetaData, backend: Backend) -> None:
     )
 
 
+def _retention(md: MetaData, backend: Backend) -> None:
+    """Tombstones of pruned events, retention runs and archive segments
+    (store/retention/; migration 0009 on both backends)."""
+    clustered: dict[str, Any] = {} if backend == "postgresql" else {"sqlite_with_rowid": False}
+    # One row per pruned event: its id stays taken (idempotency) and its seq answers
+    # with a tombstone; the leaf hash itself stays in merkle_tiles.
+    Table(
+        "pruned_events",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("seq", BigInteger, nullable=False),
+        Column("id", _text(backend, 128), nullable=False),
+        Column("pruned_at", BigInteger, nullable=False),
+        Column("rule", String(160), nullable=False),  # "severity:DEBUG=7d"
+        Column("segment", _text(backend, 64), nullable=True),  # its archive, if any
+        PrimaryKeyConstraint("tenant_id", "seq", name="pk_pruned_events"),
+        Index("ux_pruned_events_id", "tenant_id", "id", unique=True),
+        **clustered,
+    )
+    running = text("state = 'running'")
+    Table(
+        "retention_runs",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("id", _text(backend, 64), nullable=False),
+        Column("state", String(16), nullable=False),  # running | done | failed
+        Column("requested_by", _text(backend, 256), nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+        Column("finished_at", BigInteger, nullable=True),
+        # The process running it, until when (µs): a run whose lease ran out (its
+        # process died) is marked failed by the next run, which finishes its work.
+        Column("lease_owner", String(64), nullable=True),
+        Column("lease_until", BigInteger, nullable=True),
+        Column("report", Text, nullable=True),  # JSON: counts per rule, segments
+        Column("error", Text, nullable=True),
+        PrimaryKeyConstraint("tenant_id", "id", name="pk_retention_runs"),
+        # At most one running run per tenant, across every process.
+        Index(
+            "ux_retention_runs_running",
+            "tenant_id",
+            unique=True,
+            sqlite_where=running,
+            postgresql_where=running,
+        ),
+        Index("ix_retention_runs_list", "tenant_id", "created_at", "id"),
+        **clustered,
+    )
+    Table(
+        "archive_segments",
+        md,
+        Column("tenant_id", _text(backend, 64), nullable=False),
+        Column("id", _text(backend, 64), nullable=False),
+        Column("run_id", _text(backend, 64), nullable=False),
+        # archived: written and checked, rows not yet all deleted; pruned: done;
+        # restored: its events are back in the hot store.
+        Column("state", String(16), nullable=False),
+        Column("from_seq", BigInteger, nullable=False),
+        Column("to_seq", BigInteger, nullable=False),
+        Column("rows", BigInteger, nullable=False),
+        Column("destination", String(16), nullable=False),
+        Column("location", Text, nullable=False),  # the segment's folder in the store
+        Column("manifest", Text, nullable=False),  # the segment's manifest, JSON
+        Column("created_at", BigInteger, nullable=False),
+        PrimaryKeyConstraint("tenant_id", "id", name="pk_archive_segments"),
+        Index("ix_archive_segments_seq", "tenant_id", "from_seq"),
+        **clustered,
+    )
+
+
 _ROLLUP_TYPES: dict[str, Any] = {
     "action": lambda b: _text(b, 128),
     "severity": lambda b: Integer(),
@@ -396,6 +470,9 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         "subject_keys",
         "subject_stats",
         "export_jobs",
+        "pruned_events",
+        "retention_runs",
+        "archive_segments",
     ),
     "postgresql": (
         *(spec.table for spec in ROLLUPS),
@@ -411,6 +488,9 @@ TENANT_DATA_TABLES: dict[Backend, tuple[str, ...]] = {
         "subject_keys",
         "subject_stats",
         "export_jobs",
+        "pruned_events",
+        "retention_runs",
+        "archive_segments",
     ),
 }
 

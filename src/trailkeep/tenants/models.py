@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from trailkeep.kit.text import check_text
 from trailkeep.privacy.settings import PrivacySettings
+from trailkeep.retention.policy import LegalHoldIn, RetentionPolicy
 
 TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -23,8 +24,11 @@ class TenantCreate(BaseModel):
     )
     id: TenantId
     display_name: DisplayName | None = None
+    # retention_days is the older alias of retention.default_days.
     retention_days: RetentionDays | None = None
-    legal_hold: bool = False
+    retention: RetentionPolicy | None = None
+    # A bare boolean is the older alias of {"on": ..., "reason": null}.
+    legal_hold: bool | LegalHoldIn = False
     privacy: PrivacySettings | None = None
 
 
@@ -35,7 +39,9 @@ class TenantUpdate(BaseModel):
     )
     display_name: DisplayName | None = None
     retention_days: RetentionDays | None = None
-    legal_hold: bool | None = None
+    # The whole policy: it replaces the current one (docs/retention.md).
+    retention: RetentionPolicy | None = None
+    legal_hold: bool | LegalHoldIn | None = None
     # Members given replace the current ones; the others stay (docs/privacy.md).
     privacy: PrivacySettings | None = None
 
@@ -44,7 +50,14 @@ _TENANT_EXAMPLE: dict[str, Any] = {
     "id": "acme",
     "display_name": "Acme Corp",
     "retention_days": 365,
+    "retention": {
+        "default_days": 365,
+        "by_severity": {"DEBUG": 7},
+        "by_action": {},
+        "archive": True,
+    },
     "legal_hold": False,
+    "legal_hold_info": None,
     "privacy": {
         "redaction": [{"detector": "card", "action": "mask"}],
         "encrypt": ["actor.name", "actor.email", "context.ip_address", "context.user_agent"],
@@ -60,7 +73,9 @@ class TenantOut(BaseModel):
     id: str
     display_name: str
     retention_days: int | None
+    retention: dict[str, Any]  # the effective policy (docs/retention.md)
     legal_hold: bool
+    legal_hold_info: dict[str, Any] | None  # reason, set_by, set_at of the current hold
     privacy: dict[str, Any]  # the effective settings, defaults filled in
     created_at: str
     updated_at: str

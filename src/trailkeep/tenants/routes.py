@@ -15,6 +15,7 @@ from trailkeep.tenants.models import TenantCreate, TenantList, TenantOut, Tenant
 from trailkeep.tenants.service import to_out
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
+_RETENTION_FIELDS = frozenset({"retention", "retention_days", "legal_hold"})
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)
 }
@@ -25,7 +26,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def create_tenant(body: TenantCreate, principal: CurrentPrincipal, svc: ServicesDep) -> Any:
     principal.require(Permission.MANAGE_TENANTS)
-    return to_out(await svc.tenants.create(body))
+    return to_out(await svc.tenants.create(body, principal.subject))
 
 
 @router.get("", response_model=TenantList, responses=_ERRORS, summary="List tenants")
@@ -64,12 +65,20 @@ async def update_tenant(
     tenant_id: str, body: TenantUpdate, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Any:
     if not principal.can(Permission.MANAGE_TENANTS):
-        # A tenant admin may set its own tenant's privacy settings, and nothing else.
-        if body.model_fields_set - {"privacy"}:
-            raise Forbidden("a tenant credential may change only the tenant's privacy settings")
-        principal.require(Permission.MANAGE_PRIVACY)
+        # A tenant admin may set its own tenant's privacy and retention settings and
+        # legal hold, and nothing else.
+        given = body.model_fields_set
+        if given - {"privacy", *_RETENTION_FIELDS}:
+            raise Forbidden(
+                "a tenant credential may change only the tenant's privacy and retention"
+                " settings and its legal hold"
+            )
+        if "privacy" in given:
+            principal.require(Permission.MANAGE_PRIVACY)
+        if given & _RETENTION_FIELDS:
+            principal.require(Permission.MANAGE_RETENTION)
         _visible(principal, tenant_id)
-    updated = to_out(await svc.tenants.update(tenant_id, body))
+    updated = to_out(await svc.tenants.update(tenant_id, body, principal.subject))
     svc.privacy.forget_policy(tenant_id)
     return updated
 

@@ -12,19 +12,44 @@ from trailkeep.kit import jsonutil
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.models import ApiKeyRecord, TenantRecord
 
-_TENANT_COLUMNS = "id, display_name, retention_days, legal_hold, created_at, updated_at, privacy"
+_TENANT_COLUMNS = (
+    "id, display_name, retention_days, legal_hold, created_at, updated_at, privacy,"
+    " retention, legal_hold_info"
+)
+_JSON_COLUMNS = ("privacy", "retention", "legal_hold_info")
 _KEY_COLUMNS = "id, tenant_id, role, name, secret_hash, created_at, revoked_at, last_used_at"
-_TENANT_UPDATABLE = {"display_name", "retention_days", "legal_hold", "updated_at", "privacy"}
+_TENANT_UPDATABLE = {
+    "display_name",
+    "retention_days",
+    "legal_hold",
+    "updated_at",
+    "privacy",
+    "retention",
+    "legal_hold_info",
+}
 
 
-def _privacy_text(privacy: dict[str, Any] | None) -> str | None:
+def _json_text(value: dict[str, Any] | None) -> str | None:
     # TEXT, not the bytes orjson writes: SQLite would store bytes as a BLOB.
-    return None if privacy is None else jsonutil.dumps(privacy).decode()
+    return None if value is None else jsonutil.dumps(value).decode()
+
+
+def _json_of(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else jsonutil.loads(text)
 
 
 def _tenant(row: tuple[Any, ...]) -> TenantRecord:
-    privacy = None if row[6] is None else jsonutil.loads(row[6])
-    return TenantRecord(row[0], row[1], row[2], bool(row[3]), row[4], row[5], privacy)
+    return TenantRecord(
+        row[0],
+        row[1],
+        row[2],
+        bool(row[3]),
+        row[4],
+        row[5],
+        _json_of(row[6]),
+        _json_of(row[7]),
+        _json_of(row[8]),
+    )
 
 
 def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
@@ -33,7 +58,7 @@ def _key(row: tuple[Any, ...]) -> ApiKeyRecord:
 
 def insert_tenant(conn: SqlConnection, t: TenantRecord) -> bool:
     cur = conn.execute(
-        f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?,?,?,?,?,?,?)"
+        f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (id) DO NOTHING",
         (
             t.id,
@@ -42,7 +67,9 @@ def insert_tenant(conn: SqlConnection, t: TenantRecord) -> bool:
             t.legal_hold,
             t.created_at,
             t.updated_at,
-            _privacy_text(t.privacy),
+            _json_text(t.privacy),
+            _json_text(t.retention),
+            _json_text(t.legal_hold_info),
         ),
     )
     return bool(cur.rowcount == 1)
@@ -70,8 +97,7 @@ def update_tenant(conn: SqlConnection, tenant_id: str, changes: dict[str, Any]) 
         raise ValueError(f"not updatable: {sorted(unknown)}")
     if not changes:
         return select_tenant(conn, tenant_id) is not None
-    if "privacy" in changes:
-        changes = {**changes, "privacy": _privacy_text(changes["privacy"])}
+    changes = {k: _json_text(v) if k in _JSON_COLUMNS else v for k, v in changes.items()}
     assignments = ", ".join(f"{name} = ?" for name in changes)
     cur = conn.execute(
         f"UPDATE tenants SET {assignments} WHERE id = ?", (*changes.values(), tenant_id)

@@ -18,6 +18,12 @@ from trailkeep.store.models import AppendResult, AppendStatus, EventDraft
 Prior = tuple[int, bytes, bytes]  # seq, request_hash, body of an event already stored
 
 
+def pruned_prior(seq: int) -> Prior:
+    """An id whose event retention pruned: it stays taken. No request hash matches the
+    empty one, so a retry is a conflict, reported with an empty body."""
+    return (seq, b"", b"")
+
+
 @dataclass(slots=True)
 class StoredRows:
     results: list[AppendResult] = field(default_factory=list)

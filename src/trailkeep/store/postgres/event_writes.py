@@ -20,7 +20,7 @@ import psycopg
 from trailkeep.kit.tiles import TileFrontier, TileId, frontier_tiles
 from trailkeep.store.derived.indexer import INDEXER, count_range
 from trailkeep.store.fulltext.index_rows import with_search
-from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.log.event_rows import Prior, build_rows, pruned_prior, supplied_ids
 from trailkeep.store.log.positions import move_positions_past, seq_ranges
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.postgres.qmark import QmarkConnection
@@ -69,6 +69,14 @@ def _existing(
         ).fetchall()
         for event_id, seq, request_hash, body in rows:
             found[(tenant_id, event_id)] = (seq, request_hash, body)
+        missing = [i for i in ids if (tenant_id, i) not in found]
+        if missing:
+            pruned = conn.execute(
+                "SELECT id, seq FROM pruned_events WHERE tenant_id = %s AND id = ANY(%s)",
+                (tenant_id, missing),
+            ).fetchall()
+            for event_id, seq in pruned:
+                found[(tenant_id, event_id)] = pruned_prior(seq)
     return found
 
 
@@ -106,6 +114,16 @@ def insert_log_rows(
         _ID_TYPES,
         [(r[0], r[1], r[2], r[3]) for r in event_rows],
     )
+    copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
+
+
+def insert_restored_rows(
+    conn: psycopg.Connection[Any],
+    event_rows: Sequence[tuple[Any, ...]],
+    target_rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Archived rows put back (retention): event_ids kept their ids and seqs."""
+    copy_rows(conn, "events", EVENT_COLUMNS, _EVENT_TYPES, with_search(event_rows))
     copy_rows(conn, "event_targets", TARGET_COLUMNS, _TARGET_TYPES, target_rows)
 
 

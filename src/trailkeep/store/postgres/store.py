@@ -9,8 +9,8 @@ store/accounts/tenants_and_keys.py) and runs here through the qmark adapter.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -27,6 +27,7 @@ from trailkeep.store.models import (
     TenantRecord,
 )
 from trailkeep.store.postgres.connect import PgOptions, connect, unavailable, unreachable
+from trailkeep.store.postgres.event_writes import insert_restored_rows
 from trailkeep.store.postgres.partitions import PartitionManager
 from trailkeep.store.postgres.qmark import QmarkConnection
 from trailkeep.store.postgres.writer_session import PgWriterSession
@@ -148,6 +149,12 @@ class PostgresStore(SharedSqlStore):
         return await self._call(fn, transaction=True)
 
     # -- tenants -------------------------------------------------------------------
+    def _insert_restored(
+        self, conn: Any, events: Sequence[tuple[Any, ...]], targets: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """event_ids kept the rows' ids and seqs: only events and targets come back."""
+        insert_restored_rows(conn.conn, events, targets)
+
     def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
         created = tenants_and_keys.insert_tenant(conn, record)
         if created:

@@ -15,7 +15,7 @@ import orjson
 from trailkeep.store.derived.indexer import INDEXER, count_range
 from trailkeep.store.fulltext.index_rows import insert_sqlite_text
 from trailkeep.store.fulltext.text_worker import text_of
-from trailkeep.store.log.event_rows import Prior, build_rows, supplied_ids
+from trailkeep.store.log.event_rows import Prior, build_rows, pruned_prior, supplied_ids
 from trailkeep.store.log.positions import move_positions_past, seq_ranges
 from trailkeep.store.models import AppendResult, EventDraft
 from trailkeep.store.tree.tiles_sql import TreeAppender
@@ -46,8 +46,11 @@ class SeqCache:
     def take(self, conn: sqlite3.Connection, tenant_id: str) -> int:
         nxt = self._next.get(tenant_id)
         if nxt is None:
+            # Retention may have pruned the newest events: their seqs stay taken.
             row = conn.execute(
-                "SELECT MAX(seq) FROM events WHERE tenant_id = ?", (tenant_id,)
+                "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM events WHERE tenant_id = ?"
+                " UNION ALL SELECT MAX(seq) FROM pruned_events WHERE tenant_id = ?)",
+                (tenant_id, tenant_id),
             ).fetchone()
             nxt = 0 if row[0] is None else row[0] + 1
         self._next[tenant_id] = nxt + 1
@@ -71,6 +74,16 @@ def _existing(conn: sqlite3.Connection, drafts: list[EventDraft]) -> dict[tuple[
             )
             for event_id, seq, request_hash, body in rows:
                 found[(tenant_id, event_id)] = (seq, request_hash, body)
+        missing = [i for i in unique_ids if (tenant_id, i) not in found]
+        for start in range(0, len(missing), _LOOKUP_CHUNK):
+            chunk = missing[start : start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            pruned = conn.execute(
+                f"SELECT id, seq FROM pruned_events WHERE tenant_id = ? AND id IN ({marks})",
+                (tenant_id, *chunk),
+            )
+            for event_id, seq in pruned:
+                found[(tenant_id, event_id)] = pruned_prior(seq)
     return found
 
 

@@ -10,10 +10,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 from anyio import to_thread
 
 from trailkeep.errors import QueryTimeout, StoreUnavailable
@@ -21,8 +22,9 @@ from trailkeep.query.filter import EventFilter
 from trailkeep.store.accounts import tenants_and_keys
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.derived.indexer import DerivedIndexer
-from trailkeep.store.fulltext.index_rows import TENANT_SHIFT
+from trailkeep.store.fulltext.index_rows import TENANT_SHIFT, insert_sqlite_text
 from trailkeep.store.fulltext.text_pool import TextPool
+from trailkeep.store.fulltext.text_worker import text_of
 from trailkeep.store.log.group_commit import GroupCommitWriter, WriterUnavailable
 from trailkeep.store.migrations.runner import SchemaError, check_schema
 from trailkeep.store.models import TenantRecord
@@ -31,6 +33,7 @@ from trailkeep.store.reads.conditions import SQLITE_IP_FUNCTION, sqlite_ip_in
 from trailkeep.store.sql_store import SharedSqlStore
 from trailkeep.store.sqlite.checkpointer import Checkpointer
 from trailkeep.store.sqlite.connection import open_connection
+from trailkeep.store.sqlite.event_writes import insert_log_rows
 from trailkeep.store.sqlite.writer_session import SqliteWriterSession
 from trailkeep.store.tables import TENANT_DATA_TABLES
 from trailkeep.store.urls import parse_database_url
@@ -174,6 +177,13 @@ class SqliteStore(SharedSqlStore):
             raise StoreUnavailable(f"database write failed: {exc}") from exc
 
     # -- tenants -------------------------------------------------------------------
+    def _insert_restored(
+        self, conn: Any, events: Sequence[tuple[Any, ...]], targets: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """The log rows and their full-text rows (the indexer passed these seqs long ago)."""
+        insert_log_rows(conn, events, targets)
+        insert_sqlite_text(conn, [(r[0], r[1], text_of(orjson.loads(r[11]))) for r in events])
+
     def _insert_tenant(self, conn: SqlConnection, record: TenantRecord) -> bool:
         created = tenants_and_keys.insert_tenant(conn, record)
         if created:

@@ -1,0 +1,1 @@
+"""Retention: per-tenant policies, legal hold, archive-before-delete, tombstones."""

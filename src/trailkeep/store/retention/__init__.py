@@ -1,0 +1,1 @@
+"""Retention's storage: pruning rows into tombstones, runs, archive segments."""
