@@ -38,6 +38,8 @@ from trailkeep.privacy import routes as subject_routes
 from trailkeep.privacy.key_provider import load_key_provider
 from trailkeep.privacy.service import PrivacyService
 from trailkeep.privacy.subjects import SubjectService
+from trailkeep.retention import routes as retention_routes
+from trailkeep.retention.service import build_retention
 from trailkeep.services import Services
 from trailkeep.stats import routes as stats_routes
 from trailkeep.stats.service import StatsService
@@ -156,6 +158,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         lease_s=settings.export_lease_seconds,
         poll_s=settings.export_poll_seconds,
     )
+    retention = build_retention(settings, store, privacy, key.origin)
     services = Services(
         settings,
         store,
@@ -174,6 +177,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             settings.export_destination,
             settings.export_link_seconds,
         ),
+        retention,
     )
 
     @contextlib.asynccontextmanager
@@ -189,11 +193,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             else asyncio.sleep(0)
         )
         export_worker.start()
+        scheduling = asyncio.create_task(
+            retention.schedule_forever(
+                settings.retention_interval_seconds, lambda: tenants.list(None, 100_000)
+            )
+            if settings.retention_interval_seconds
+            else asyncio.sleep(0)
+        )
         log.info("trailkeep started", version=__version__, env=settings.env)
         try:
             yield
         finally:
             await export_worker.stop()
+            scheduling.cancel()
+            await retention.close()
             flusher.cancel()
             signing.cancel()
             scrubbing.cancel()
@@ -224,6 +237,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(stats_routes.router)
     app.include_router(subject_routes.router)
     app.include_router(export_routes.router)
+    app.include_router(retention_routes.router)
     if settings.bench_endpoints:
         app.include_router(bench_routes.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

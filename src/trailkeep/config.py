@@ -144,6 +144,21 @@ class Settings(BaseSettings):
     export_lease_seconds: float = Field(30.0, ge=1, le=3600)
     # How often an idle worker looks for queued jobs queued by other processes.
     export_poll_seconds: float = Field(2.0, gt=0, le=600)
+    # Retention (docs/retention.md). The service runs every tenant's policy this often
+    # (0: never; run it with `trailkeep retention run` or POST /v1/retention/run).
+    retention_interval_seconds: float = Field(86_400.0, ge=0, le=30 * 86_400)
+    # Rows deleted per transaction: bounds how long one delete holds the writer.
+    retention_batch_rows: int = Field(2_000, ge=1, le=100_000)
+    # Events per archive segment (one Parquet file with its bundle).
+    retention_segment_rows: int = Field(250_000, ge=1, le=10_000_000)
+    # A running run's lease: a run whose process died is taken over after this long.
+    retention_lease_seconds: float = Field(60.0, ge=1, le=3600)
+    # Where archive segments go before their rows are deleted: a local folder (default
+    # <data_dir>/archives) or S3, with the bucket, endpoint and credentials of the
+    # export_s3_* settings and a prefix of its own.
+    archive_destination: Literal["local", "s3"] = "local"
+    archive_dir: Path | None = None
+    archive_s3_prefix: str = "trailkeep/archives/"
     # Exposes POST /v1/_bench/validate (validates, stores nothing) for bench/ingest.py.
     bench_endpoints: bool = False
     # bench/ingest.py's baseline for the cost of integrity: no canonical-form check, no
@@ -185,6 +200,10 @@ class Settings(BaseSettings):
     @property
     def resolved_export_dir(self) -> Path:
         return self.export_dir or self.data_dir / "exports"
+
+    @property
+    def resolved_archive_dir(self) -> Path:
+        return self.archive_dir or self.data_dir / "archives"
 
     @property
     def resolved_privacy_key_file(self) -> Path:

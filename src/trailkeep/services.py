@@ -13,6 +13,7 @@ from trailkeep.exports.service import ExportService
 from trailkeep.integrity.service import IntegrityService
 from trailkeep.privacy.service import PrivacyService
 from trailkeep.privacy.subjects import SubjectService
+from trailkeep.retention.service import RetentionService
 from trailkeep.stats.service import StatsService
 from trailkeep.store.protocol import Store
 from trailkeep.tenants.service import TenantService
@@ -30,6 +31,7 @@ class Services:
     privacy: PrivacyService
     subjects: SubjectService
     exports: ExportService
+    retention: RetentionService
 
 
 async def services(request: Request) -> Services:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
-from trailkeep.errors import BadRequest
+from trailkeep.errors import BadRequest, Gone
 from trailkeep.events.docs_models import BatchResult, EventPage, StoredEvent
 from trailkeep.events.parsing import parse_event
 from trailkeep.events.service import ItemOutcome
@@ -164,7 +165,12 @@ async def get_event(
     tenant_id: Annotated[str | None, Query(description="Platform admins only")] = None,
     form: FormParam = "shown",
 ) -> Response:
-    body = await svc.events.get(principal, tenant_id, event_id, stored=form == "stored")
+    try:
+        body = await svc.events.get(principal, tenant_id, event_id, stored=form == "stored")
+    except Gone as gone:
+        # The tombstone itself, and the error member every error body has.
+        error = {"code": gone.code, "message": gone.message, "details": None}
+        return JSONBytes(orjson.dumps({**gone.details, "error": error}), status_code=410)
     return JSONBytes(body)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 
 from trailkeep.auth.principal import Permission, Principal
 from trailkeep.config import Limits
 from trailkeep.errors import (
+    Gone,
     IdempotencyConflict,
     NotFound,
     PayloadTooLarge,
@@ -25,12 +29,13 @@ from trailkeep.events.normalize import (
 )
 from trailkeep.events.parsing import parse_batch
 from trailkeep.events.schema import EventIn
+from trailkeep.integrity.proofs import leaf_hashes
 from trailkeep.kit.query_ast import Term
 from trailkeep.kit.text import check_text
 from trailkeep.kit.timeutil import format_us, now_us, to_us
 from trailkeep.privacy.service import PrivacyService
 from trailkeep.query.filter import EventFilter
-from trailkeep.store.models import AppendResult, EventDraft, EventRow, PageKey
+from trailkeep.store.models import AppendResult, EventDraft, EventRow, PageKey, Tombstone
 from trailkeep.store.protocol import Store
 from trailkeep.tenants.service import TenantService
 
@@ -212,12 +217,37 @@ class EventService:
             else None
         )
         if body is None:
+            tombstone = (
+                await self._store.tombstone(tenant_id, event_id)
+                if _storable_id(event_id, self._limits.max_id_length)
+                else None
+            )
+            if tombstone is not None:
+                raise Gone(
+                    f"event '{event_id}' was pruned by retention ({tombstone.rule});"
+                    " its leaf hash stays in the log, so every proof still verifies",
+                    details=await self._tombstone_json(tenant_id, tombstone),
+                )
             # The same answer whether the id is unknown or belongs to another tenant.
             raise NotFound(f"event '{event_id}' not found")
         if stored:
             return body
         (shown,) = await self._privacy.present(principal, tenant_id, [body])
         return shown
+
+    async def _tombstone_json(self, tenant_id: str, tombstone: Tombstone) -> dict[str, Any]:
+        """What a pruned event reads back as (docs/retention.md)."""
+        seq = tombstone.seq
+        leaf = await self._store.read_tree(tenant_id, partial(leaf_hashes, begin=seq, end=seq + 1))
+        rule, _, days = tombstone.rule.partition("=")
+        return {
+            "id": tombstone.id,
+            "seq": seq,
+            "leaf_hash": base64.b64encode(leaf).decode("ascii"),
+            "pruned_at": format_us(tombstone.pruned_at),
+            "policy": {"rule": rule, "kept": days or None},
+            "archive_segment": tombstone.segment,
+        }
 
     def cursor_now(self, cursor: str | None) -> int | None:
         """The time relative times resolve against on a page after the first."""

@@ -68,17 +68,18 @@ class LocalObjectStore:
 
     kind = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, what: str = "export") -> None:
         self.root = root
+        self._what = what
 
     def _path(self, location: str) -> Path:
         return self.root / _safe_name(location)
 
     def _error(self, exc: OSError, action: str) -> DestinationError:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return DestinationError(f"export folder {self.root} is full: cannot {action}")
+            return DestinationError(f"{self._what} folder {self.root} is full: cannot {action}")
         reason = exc.strerror or type(exc).__name__
-        return DestinationError(f"export folder {self.root}: cannot {action}: {reason}")
+        return DestinationError(f"{self._what} folder {self.root}: cannot {action}: {reason}")
 
     def check(self) -> None:
         try:
@@ -118,7 +119,9 @@ class LocalObjectStore:
         try:
             return self._path(location).open("rb")
         except FileNotFoundError:
-            raise DestinationError(f"export file {location} is missing from {self.root}") from None
+            raise DestinationError(
+                f"{self._what} file {location} is missing from {self.root}"
+            ) from None
 
     def link(self, location: str, seconds: int, filename: str) -> str | None:
         return None
@@ -301,9 +304,20 @@ class S3ObjectStore:
 
 
 def object_store(settings: Settings) -> ObjectStore:
-    """The destination the settings name (nothing is contacted: see ``check()``)."""
+    """The export destination the settings name (nothing is contacted: see ``check()``)."""
     if settings.export_destination == "local":
         return LocalObjectStore(settings.resolved_export_dir)
+    return _s3_store(settings, settings.export_s3_prefix)
+
+
+def archive_store(settings: Settings) -> ObjectStore:
+    """The archive destination of retention (the export's S3 settings, its own prefix)."""
+    if settings.archive_destination == "local":
+        return LocalObjectStore(settings.resolved_archive_dir, "archive")
+    return _s3_store(settings, settings.archive_s3_prefix)
+
+
+def _s3_store(settings: Settings, prefix: str) -> ObjectStore:
     if not settings.export_s3_bucket:
         raise ConfigError("TRAILKEEP_EXPORT_S3_BUCKET must be set for the s3 export destination")
     secret = settings.export_s3_secret_access_key
@@ -317,7 +331,7 @@ def object_store(settings: Settings) -> ObjectStore:
     try:
         return S3ObjectStore(
             bucket=settings.export_s3_bucket,
-            prefix=settings.export_s3_prefix,
+            prefix=prefix,
             endpoint_url=settings.export_s3_endpoint_url,
             region=settings.export_s3_region,
             access_key_id=settings.export_s3_access_key_id,

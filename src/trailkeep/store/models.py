@@ -195,6 +195,17 @@ class DueRow:
 
 
 @dataclass(slots=True, frozen=True)
+class PruneKey:
+    """What deleting one event needs: its keys, its targets' keys, the rule that pruned it."""
+
+    seq: int
+    id: str
+    occurred_at: int
+    targets: tuple[tuple[str, str], ...]
+    rule: str
+
+
+@dataclass(slots=True, frozen=True)
 class Tombstone:
     """What remains of a pruned event besides its leaf hash (retention/)."""
 

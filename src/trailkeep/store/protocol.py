@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from trailkeep.kit.tiles import TileId
@@ -11,15 +11,20 @@ from trailkeep.store.models import (
     ApiKeyRecord,
     AppendResult,
     CheckpointRecord,
+    DueRow,
     EventDraft,
     EventRow,
     ExportJobRecord,
     PageKey,
+    PruneKey,
+    RetentionRunRecord,
+    SegmentRecord,
     StatsRequest,
     StatsResult,
     SubjectKey,
     SubjectStats,
     TenantRecord,
+    Tombstone,
     TreeHead,
 )
 
@@ -219,3 +224,51 @@ class Store(Protocol):
         ...
 
     async def cancel_export_job(self, tenant_id: str, job_id: str, at: int) -> str | None: ...
+
+    # retention (store/retention/)
+    async def retention_window(
+        self, tenant_id: str, from_seq: int, upper: int, before: int
+    ) -> list[DueRow]:
+        """Events with ``from_seq <= seq < upper`` that occurred before ``before``."""
+        ...
+
+    async def prune_events(
+        self, tenant_id: str, rows: Sequence[PruneKey], segment: str | None, at: int
+    ) -> int:
+        """Delete the events into tombstones (one transaction); returns rows deleted."""
+        ...
+
+    async def restore_events(
+        self,
+        tenant_id: str,
+        events: Sequence[tuple[Any, ...]],
+        targets: Sequence[tuple[Any, ...]],
+    ) -> int: ...
+
+    async def tombstone(self, tenant_id: str, event_id: str) -> Tombstone | None: ...
+
+    async def tombstones_at(self, tenant_id: str, seqs: Sequence[int]) -> dict[int, Tombstone]: ...
+
+    async def pruned_count(self, tenant_id: str) -> int: ...
+
+    async def start_retention_run(self, run: RetentionRunRecord) -> RetentionRunRecord | None:
+        """Start ``run`` unless another is running (returned then)."""
+        ...
+
+    async def update_retention_run(
+        self, tenant_id: str, run_id: str, owner: str, changes: dict[str, Any]
+    ) -> bool: ...
+
+    async def get_retention_run(self, tenant_id: str, run_id: str) -> RetentionRunRecord | None: ...
+
+    async def list_retention_runs(self, tenant_id: str, limit: int) -> list[RetentionRunRecord]: ...
+
+    async def add_segment(self, segment: SegmentRecord) -> None: ...
+
+    async def set_segment_state(self, tenant_id: str, segment_id: str, state: str) -> None: ...
+
+    async def get_segment(self, tenant_id: str, segment_id: str) -> SegmentRecord | None: ...
+
+    async def list_segments(
+        self, tenant_id: str, after: str | None, limit: int, state: str | None = None
+    ) -> list[SegmentRecord]: ...

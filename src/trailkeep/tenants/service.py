@@ -36,7 +36,7 @@ class TenantService:
         # Only existence is kept: a tenant made by another process is found at once.
         self._known: TtlCache[str, bool] = TtlCache(_EXISTS_TTL, keep=bool)
 
-    async def create(self, body: TenantCreate, by: str) -> TenantRecord:
+    async def create(self, body: TenantCreate, by: str = "system") -> TenantRecord:
         now = now_us()
         retention = _retention_changes(
             body.retention, body.retention_days, set_days="retention_days" in body.model_fields_set
@@ -75,7 +75,7 @@ class TenantService:
     async def list(self, after: str | None, limit: int) -> list[TenantRecord]:
         return await self._store.list_tenants(after, limit)
 
-    async def update(self, tenant_id: str, body: TenantUpdate, by: str) -> TenantRecord:
+    async def update(self, tenant_id: str, body: TenantUpdate, by: str = "system") -> TenantRecord:
         now = now_us()
         given = body.model_fields_set
         changes: dict[str, Any] = {}

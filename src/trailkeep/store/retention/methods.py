@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.models import (
     DueRow,
+    PruneKey,
     RetentionRunRecord,
     SegmentRecord,
     Tombstone,
@@ -45,14 +46,13 @@ class RetentionMethods(ABC):
     async def prune_events(
         self,
         tenant_id: str,
-        rows: Sequence[DueRow],
-        rules: Sequence[str],
+        rows: Sequence[PruneKey],
         segment: str | None,
         at: int,
     ) -> int:
         pg = self.postgres
         return await self._write(
-            lambda c: prune_sql.prune_rows(c, pg, tenant_id, rows, rules, segment, at)
+            lambda c: prune_sql.prune_rows(c, pg, tenant_id, rows, segment, at)
         )
 
     async def restore_events(

@@ -17,7 +17,7 @@ import orjson
 
 from trailkeep.store.connection import SqlConnection
 from trailkeep.store.fulltext.index_rows import TENANT_SHIFT
-from trailkeep.store.models import DueRow, Tombstone
+from trailkeep.store.models import DueRow, PruneKey, Tombstone
 from trailkeep.store.reads.seq_range import _as_bytes
 
 _CHUNK = 400  # keys per IN (...) list
@@ -48,7 +48,7 @@ def rows_in_window(
     return [DueRow(int(r[0]), r[1], int(r[2]), r[3], int(r[4]), _as_bytes(r[5])) for r in rows]
 
 
-def _targets_of(body: bytes) -> list[tuple[str, str]]:
+def targets_of(body: bytes) -> tuple[tuple[str, str], ...]:
     """The (type, id) keys of an event's event_targets rows, from its stored body (the
     writer made them from the same members: events/normalize.py)."""
     doc = orjson.loads(body)
@@ -58,15 +58,14 @@ def _targets_of(body: bytes) -> list[tuple[str, str]]:
             kind, ident = target.get("type"), target.get("id")
             if isinstance(kind, str) and isinstance(ident, str):
                 found[(kind, ident)] = None
-    return list(found)
+    return tuple(found)
 
 
 def prune_rows(
     conn: SqlConnection,
     postgres: bool,
     tenant_id: str,
-    rows: Sequence[DueRow],
-    rules: Sequence[str],
+    rows: Sequence[PruneKey],
     segment: str | None,
     at: int,
 ) -> int:
@@ -74,9 +73,7 @@ def prune_rows(
     returns how many rows were deleted (rows already gone count nothing)."""
     if not rows:
         return 0
-    tombstones = [
-        (tenant_id, r.seq, r.id, at, rule, segment) for r, rule in zip(rows, rules, strict=True)
-    ]
+    tombstones = [(tenant_id, r.seq, r.id, at, r.rule, segment) for r in rows]
     for start in range(0, len(tombstones), _CHUNK):
         marks = tombstones[start : start + _CHUNK]
         conn.execute(
@@ -86,9 +83,7 @@ def prune_rows(
             [v for t in marks for v in t],
         )
     targets = [
-        (tenant_id, kind, ident, r.occurred_at, r.seq)
-        for r in rows
-        for kind, ident in _targets_of(r.body)
+        (tenant_id, kind, ident, r.occurred_at, r.seq) for r in rows for kind, ident in r.targets
     ]
     for start in range(0, len(targets), _CHUNK):
         keys = targets[start : start + _CHUNK]

@@ -1,0 +1,153 @@
+"""HTTP endpoints of retention runs and archives (platform admins and tenant admins;
+archives also for auditors), and seed 001's ``DELETE /v1/logs/cleanup`` alias."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from trailkeep.auth.principal import Permission, Principal
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.error_models import ErrorBody
+from trailkeep.http.responses import json_response
+from trailkeep.retention.docs_models import (
+    RetentionReport,
+    RetentionRunList,
+    RetentionRunOut,
+    SegmentList,
+    SegmentOut,
+)
+from trailkeep.retention.service import run_json, segment_json
+from trailkeep.services import Services
+
+router = APIRouter(tags=["retention"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422, 503)
+}
+TenantParam = Annotated[str | None, Query(description="Platform admins only")]
+DryRun = Annotated[bool, Query(description="Report what would be deleted; delete nothing")]
+Wait = Annotated[
+    bool, Query(description="Answer when the run has finished (200) instead of at once (202)")
+]
+RunId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+async def _scope(
+    principal: Principal, svc: Services, requested: str | None, what: Permission
+) -> str:
+    tenant_id = principal.scope(what, requested)
+    if principal.is_platform_admin:
+        await svc.tenants.require_exists(tenant_id)
+    return tenant_id
+
+
+async def _run(
+    principal: Principal, svc: Services, tenant: str | None, dry_run: bool, wait: bool
+) -> Response:
+    tenant_id = await _scope(principal, svc, tenant, Permission.MANAGE_RETENTION)
+    record = await svc.tenants.get(tenant_id)
+    if dry_run:
+        return json_response(await svc.retention.dry_run(record))
+    run = await svc.retention.start(record, principal.subject)
+    if wait:
+        return json_response(run_json(await svc.retention.execute(run, record)))
+    svc.retention.launch(run, record)
+    return json_response(run_json(run), status=202)
+
+
+@router.post(
+    "/v1/retention/run",
+    status_code=202,
+    response_model=RetentionRunOut,
+    responses={200: {"model": RetentionReport, "description": "dry run, or wait=true"}, **_ERRORS},
+    summary="Run the tenant's retention policy (dry_run=true: only report)",
+)
+async def run_retention(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: TenantParam = None,
+    dry_run: DryRun = False,
+    wait: Wait = False,
+) -> Response:
+    return await _run(principal, svc, tenant_id, dry_run, wait)
+
+
+@router.delete(
+    "/v1/logs/cleanup",
+    status_code=202,
+    response_model=RetentionRunOut,
+    responses={200: {"model": RetentionReport, "description": "dry run, or wait=true"}, **_ERRORS},
+    summary="Alias of POST /v1/retention/run",
+)
+async def cleanup_logs(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: TenantParam = None,
+    dry_run: DryRun = False,
+    wait: Wait = False,
+) -> Response:
+    return await _run(principal, svc, tenant_id, dry_run, wait)
+
+
+@router.get(
+    "/v1/retention/runs",
+    response_model=RetentionRunList,
+    responses=_ERRORS,
+    summary="The tenant's retention runs, newest first",
+)
+async def list_runs(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: TenantParam = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Response:
+    tenant = await _scope(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
+    runs = await svc.retention.runs(tenant, limit)
+    return json_response({"data": [run_json(r) for r in runs]})
+
+
+@router.get(
+    "/v1/retention/runs/{run_id}",
+    response_model=RetentionRunOut,
+    responses=_ERRORS,
+    summary="One retention run: its state and report",
+)
+async def get_run(
+    run_id: RunId, principal: CurrentPrincipal, svc: ServicesDep, tenant_id: TenantParam = None
+) -> Response:
+    tenant = await _scope(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
+    return json_response(run_json(await svc.retention.get(tenant, run_id)))
+
+
+@router.get(
+    "/v1/archives",
+    response_model=SegmentList,
+    responses=_ERRORS,
+    summary="The tenant's archive segments (oldest first)",
+)
+async def list_archives(
+    principal: CurrentPrincipal,
+    svc: ServicesDep,
+    tenant_id: TenantParam = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="Last id seen")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    tenant = await _scope(principal, svc, tenant_id, Permission.EXPORT)
+    found = await svc.retention.segments(tenant, cursor, limit)
+    next_cursor = found[-1].id if len(found) == limit else None
+    return json_response({"data": [segment_json(s) for s in found], "next_cursor": next_cursor})
+
+
+@router.get(
+    "/v1/archives/{segment_id}",
+    response_model=SegmentOut,
+    responses=_ERRORS,
+    summary="One archive segment: its seq range, rows, files and their SHA-256",
+)
+async def get_archive(
+    segment_id: RunId, principal: CurrentPrincipal, svc: ServicesDep, tenant_id: TenantParam = None
+) -> Response:
+    tenant = await _scope(principal, svc, tenant_id, Permission.EXPORT)
+    return json_response(segment_json(await svc.retention.segment(tenant, segment_id)))
