@@ -30,8 +30,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _TABLES = (
     "tenants, api_keys, events, event_targets, event_ids, tenant_seqs, merkle_tiles, checkpoints, "
     "log_positions, log_skips, tenant_keys, subject_keys, subject_stats, export_jobs, "
-    "pruned_events, retention_runs, archive_segments, "
-    + ", ".join(spec.table for spec in ROLLUPS)
+    "pruned_events, retention_runs, archive_segments, " + ", ".join(spec.table for spec in ROLLUPS)
 )
 
 # The database URL of the test running now (None: SQLite in the test's data dir).

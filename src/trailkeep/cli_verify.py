@@ -242,29 +242,49 @@ def _is_bundle(path: Path) -> bool:
 
 
 def _bundle(path: Path, key: str, json_out: bool) -> None:
-    from trailkeep.exports.verify_bundle import verify_bundle
+    """One export bundle, or every segment of an archive folder."""
+    from trailkeep.exports.verify_bundle import bundle_folders, verify_bundle
     from trailkeep.integrity.verify_inputs import load_verifier
 
-    report = verify_bundle(path, load_verifier(key))
+    verifier = load_verifier(key)
+    reports = [verify_bundle(folder, verifier) for folder in bundle_folders(path) or [path]]
     if json_out:
-        _print_json(report.to_json())
-    else:
-        style = "bold green" if report.ok else "bold red"
-        verdict, _, rest = report.summary().partition(":")
-        _out.print(Text.assemble((verdict, style), ":" + rest))
-        for line in report.problems:
-            _out.print(Text(f"  {line}"))
-        if report.problem_total > len(report.problems):
-            _out.print(Text(f"  … and {report.problem_total - len(report.problems)} more"))
-        if report.sealed_shown:
-            _out.print(
-                Text(
-                    f"  {report.sealed_shown} personal value(s) shown decrypted or masked:"
-                    " their ciphertext is proven, the values shown are not"
-                )
+        if len(reports) == 1:
+            _print_json(reports[0].to_json())
+        else:
+            _print_json(
+                {
+                    "ok": all(r.ok for r in reports),
+                    "mode": "archive",
+                    "segments": [r.to_json() for r in reports],
+                    "rows": sum(r.rows for r in reports),
+                }
             )
-    if not report.ok:
+    else:
+        for report in reports:
+            _print_bundle_report(report)
+        if len(reports) > 1:
+            good = sum(r.ok for r in reports)
+            _out.print(Text(f"{good} of {len(reports)} bundles verified"))
+    if not all(r.ok for r in reports):
         raise typer.Exit(1)
+
+
+def _print_bundle_report(report: Any) -> None:
+    style = "bold green" if report.ok else "bold red"
+    verdict, _, rest = report.summary().partition(":")
+    _out.print(Text.assemble((verdict, style), ":" + rest))
+    for line in report.problems:
+        _out.print(Text(f"  {line}"))
+    if report.problem_total > len(report.problems):
+        _out.print(Text(f"  … and {report.problem_total - len(report.problems)} more"))
+    if report.sealed_shown:
+        _out.print(
+            Text(
+                f"  {report.sealed_shown} personal value(s) shown decrypted or masked:"
+                " their ciphertext is proven, the values shown are not"
+            )
+        )
 
 
 def _tile_source(tiles: str, api_key: str | None, timeout: float) -> tuple[FetchTile, Any]:

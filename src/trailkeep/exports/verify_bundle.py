@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pyarrow.lib import ArrowException
 
 from trailkeep.exports import bundle
 from trailkeep.exports.columns import COLUMNS, NAMES, text_cells, view_values
@@ -48,6 +49,7 @@ class BundleReport:
     rows: int = 0
     expected_rows: int = 0
     filtered: bool = False
+    sparse: bool = False  # a retention archive segment: only the pruned seqs have rows
     root_ok: bool = False
     sealed_shown: int = 0  # decrypted or masked values: shown, not covered by the proof
     problems: list[str] = field(default_factory=list)
@@ -63,7 +65,9 @@ class BundleReport:
         return self.root_ok and not self.problem_total
 
     def summary(self) -> str:
-        what = "filtered export" if self.filtered else "export"
+        what = (
+            "archive segment" if self.sparse else ("filtered export" if self.filtered else "export")
+        )
         if self.ok:
             return f"OK: {what} of {self.rows:,} events of tenant {self.tenant_id} verified"
         return f"FAILED: {what} {self.folder}: {self.problem_total} problem(s)"
@@ -78,6 +82,7 @@ class BundleReport:
             "rows": self.rows,
             "expected_rows": self.expected_rows,
             "filtered": self.filtered,
+            "sparse": self.sparse,
             "root_matches": self.root_ok,
             "sealed_values_shown": self.sealed_shown,
             "problems": self.problems,
@@ -86,9 +91,19 @@ class BundleReport:
 
 
 def is_bundle(path: Path) -> bool:
-    return (path.is_dir() and (path / bundle.MANIFEST).is_file()) or (
-        path.is_file() and zipfile.is_zipfile(path)
-    )
+    """An export bundle (folder or zip), or a folder of them (an archive's root)."""
+    return bool(bundle_folders(path)) or (path.is_file() and zipfile.is_zipfile(path))
+
+
+def bundle_folders(path: Path) -> list[Path]:
+    """The bundle folders at ``path``: itself, or those up to two levels below it (an
+    archive root holds ``<tenant>/<segment>/``), in name order."""
+    if not path.is_dir():
+        return []
+    if (path / bundle.MANIFEST).is_file():
+        return [path]
+    found = [*path.glob(f"*/{bundle.MANIFEST}"), *path.glob(f"*/*/{bundle.MANIFEST}")]
+    return sorted(m.parent for m in found if not m.parent.name.startswith("."))
 
 
 def verify_bundle(path: Path, verifier: Verifier) -> BundleReport:
@@ -120,15 +135,19 @@ def _verify_folder(folder: Path, verifier: Verifier) -> BundleReport:
     report.data_file = manifest["data_file"]
     report.expected_rows = manifest["rows"]
     report.filtered = manifest["filtered"]
+    report.sparse = bool(manifest.get("sparse"))
     _check_files(folder, manifest, report)
     checkpoint = open_checkpoint_bytes((folder / bundle.CHECKPOINT).read_bytes(), verifier)
     if checkpoint.origin != manifest["origin"] or checkpoint.size != manifest["checkpoint_size"]:
         report.problem("checkpoint.txt is not the checkpoint the manifest names")
     rows = _rows(folder / report.data_file, manifest["data_format"], report)
-    if report.filtered:
-        _check_filtered(folder, manifest, checkpoint.size, checkpoint.root_hash, rows, report)
-    else:
-        _check_range(folder, manifest, checkpoint.size, checkpoint.root_hash, rows, report)
+    try:
+        if report.filtered:
+            _check_filtered(folder, manifest, checkpoint.size, checkpoint.root_hash, rows, report)
+        else:
+            _check_range(folder, manifest, checkpoint.size, checkpoint.root_hash, rows, report)
+    except (OSError, ValueError, ArrowException) as exc:  # a data file changed out of shape
+        report.problem(f"{report.data_file}: cannot be read ({exc}): changed or damaged")
     if report.rows != report.expected_rows:
         report.problem(
             f"{report.data_file}: {report.rows} rows, the manifest says {report.expected_rows}"
@@ -280,7 +299,7 @@ def _check_range(
             if leaf != leaves[32 * i : 32 * i + 32]:
                 report.problem(f"{where}: differs from the event the log holds: changed")
     missing = [begin + i for i, flag in enumerate(seen) if not flag]
-    if missing:
+    if missing and not report.sparse:  # an archive segment holds only the pruned seqs
         listed = ", ".join(str(s) for s in missing[:10])
         report.problem(f"{len(missing)} seq(s) of the range missing (removed?): {listed}")
 

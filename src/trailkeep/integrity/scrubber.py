@@ -102,6 +102,9 @@ class Scrubber:
         )
         found = {seq: body for seq, body in rows}
         missing = [seq for seq in range(begin, end) if seq not in found]
+        if missing:  # retention's tombstones: pruned on purpose, the leaf stays
+            pruned = await self._store.tombstones_at(tenant_id, missing)
+            missing = [seq for seq in missing if seq not in pruned]
         changed = [
             seq
             for seq, body in rows

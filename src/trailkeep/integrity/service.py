@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from trailkeep.errors import BadRequest, Conflict, NotFound, TrailkeepError
+from trailkeep.errors import BadRequest, Conflict, Gone, NotFound, TrailkeepError
 from trailkeep.integrity import proofs
 from trailkeep.integrity.signing_keys import LogKey
 from trailkeep.kit.merkle import HASH_SIZE, leaf_hash
@@ -172,6 +172,15 @@ class IntegrityService:
             EventFilter(tenant_id=tenant_id), first, first + width, width
         )
         bodies = dict(rows)
+        if len(bodies) < width:
+            absent = [seq for seq in range(first, first + width) if seq not in bodies]
+            pruned = await self.store.tombstones_at(tenant_id, absent)
+            if pruned:
+                raise Gone(
+                    f"entry bundle {index} holds {len(pruned)} event(s) that retention has"
+                    f" pruned (first: seq {min(pruned)}); their leaf hashes stay in the tiles,"
+                    " so every proof still verifies"
+                )
         out = bytearray()
         for seq in range(first, first + width):
             body = bodies.get(seq)
