@@ -19,6 +19,7 @@ from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.cli_exports import export_app
 from trailkeep.cli_proof import proof as proof_command
+from trailkeep.cli_retention import archive_app, retention_app
 from trailkeep.cli_search import search as search_command
 from trailkeep.cli_subjects import subject_app
 from trailkeep.cli_verify import verify as verify_command
@@ -256,6 +257,91 @@ def tenant_create(
         console.print(f"created tenant [bold]{out['id']}[/bold] ({out['display_name']})")
 
 
+def _update_tenant(settings: Settings, tenant_id: str, body: Any, json_out: bool) -> None:
+    from trailkeep.errors import TrailkeepError
+    from trailkeep.tenants.service import TenantService, to_out
+
+    async def work(store: Store) -> Any:
+        try:
+            return await TenantService(store).update(tenant_id, body, "cli")
+        except TrailkeepError as exc:
+            raise _fail(exc.message) from None
+
+    out = to_out(_with_store(settings, work)).model_dump()
+    if json_out:
+        _print_json(out)
+    else:
+        hold = out["legal_hold_info"]
+        console.print(
+            f"tenant [bold]{out['id']}[/bold]: retention {dumps(out['retention']).decode()}"
+        )
+        console.print(f"legal hold: {'on (' + str(hold['reason']) + ')' if hold else 'off'}")
+
+
+def _days_map(values: list[str], what: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for value in values:
+        name, sep, days = value.partition("=")
+        if not sep or not days.isdigit():
+            raise _fail(f"--{what} takes NAME=DAYS, e.g. DEBUG=7; not {value!r}")
+        found[name] = int(days)
+    return found
+
+
+@tenant_app.command("retention")
+def tenant_retention(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant")],
+    default_days: Annotated[
+        int | None, typer.Option(help="Days an event is kept (omit: forever)")
+    ] = None,
+    severity: Annotated[
+        list[str] | None, typer.Option("--severity", help="SEVERITY=DAYS, repeatable")
+    ] = None,
+    action: Annotated[
+        list[str] | None, typer.Option("--action", help="ACTION=DAYS (or prefix.*=DAYS)")
+    ] = None,
+    archive: Annotated[bool, typer.Option(help="Archive events before deleting them")] = True,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Set a tenant's retention policy (replaces the whole policy; docs/retention.md)."""
+    from trailkeep.tenants.models import TenantUpdate
+
+    policy = {
+        "default_days": default_days,
+        "by_severity": _days_map(severity or [], "severity"),
+        "by_action": _days_map(action or [], "action"),
+        "archive": archive,
+    }
+    try:
+        body = TenantUpdate.model_validate({"retention": policy})
+    except ValidationError as exc:
+        raise _fail(f"invalid policy: {exc.errors()[0]['msg']}") from None
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    _update_tenant(settings, tenant_id, body, json_out)
+
+
+@tenant_app.command("hold")
+def tenant_hold(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant")],
+    reason: Annotated[str | None, typer.Option(help="Why (required to set a hold)")] = None,
+    off: Annotated[bool, typer.Option("--off", help="Lift the hold")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Set or lift a tenant's legal hold (while on, retention deletes nothing)."""
+    from trailkeep.tenants.models import TenantUpdate
+
+    try:
+        body = TenantUpdate.model_validate({"legal_hold": {"on": not off, "reason": reason}})
+    except ValidationError as exc:
+        raise _fail(f"invalid legal hold: {exc.errors()[0]['msg']}") from None
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    _update_tenant(settings, tenant_id, body, json_out)
+
+
 @tenant_app.command("list")
 def tenant_list(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, json_out: JsonOut = False
@@ -395,6 +481,8 @@ def key_revoke(
 app.command("verify")(verify_command)
 app.add_typer(subject_app, name="subject")
 app.add_typer(export_app, name="export")
+app.add_typer(retention_app, name="retention")
+app.add_typer(archive_app, name="archive")
 app.command("proof")(proof_command)
 app.command("search", context_settings={"ignore_unknown_options": True})(search_command)
 

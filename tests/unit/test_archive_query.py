@@ -211,6 +211,13 @@ def test_tenant_filter(root: Path) -> None:
     assert _ids(root, "", tenant=None, limit=3) == ["globex-10", "acme-9", "acme-8"]
 
 
+def test_a_segment_archived_twice_answers_once(root: Path) -> None:
+    """An interrupted run's stored-but-unrecorded copy of a segment: one row per seq."""
+    _write(root / "acme" / "seg-0003" / "events.parquet", ACME_2)
+    assert _seqs(root, "") == [9, 8, 7, 6, 5, 4, 3, 2, 1]
+    assert _ids(root, "", tenant=None, limit=3) == ["globex-10", "acme-9", "acme-8"]
+
+
 def test_no_files(root: Path) -> None:
     assert query_archive([], "action:user.login", limit=10, now_us=NOW_US) == []
     with pytest.raises(ArchiveQueryError):  # the query is still checked

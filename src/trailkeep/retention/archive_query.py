@@ -273,9 +273,13 @@ def query_archive(
     for path in paths:  # read_parquet expands globs: a name must be taken literally
         if _GLOB_CHARS.intersection(path):
             raise ArchiveQueryError(f"archive path {path!r} contains a glob character")
+    # A run killed after storing a segment but before recording it leaves a copy that
+    # the next run archives again: one row per (tenant folder, seq), the same event.
     sql = (
-        f"SELECT stored FROM read_parquet(?, filename = true) WHERE {where}"
-        " ORDER BY seq DESC, filename LIMIT ?"
+        "SELECT stored FROM (SELECT stored, seq, filename, row_number() OVER (PARTITION BY"
+        " regexp_extract(filename, '([^/]+)/[^/]+/[^/]+$', 1), seq ORDER BY filename) AS copy"
+        f" FROM read_parquet(?, filename = true) WHERE {where})"
+        " WHERE copy = 1 ORDER BY seq DESC, filename LIMIT ?"
     )
     try:
         with duckdb.connect(":memory:") as connection:
