@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         lease_s=settings.export_lease_seconds,
         poll_s=settings.export_poll_seconds,
     )
-    retention = build_retention(settings, store, privacy, key.origin)
+    retention = build_retention(settings, store, key.origin)
     services = Services(
         settings,
         store,

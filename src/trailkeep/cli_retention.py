@@ -52,29 +52,23 @@ def _with_retention(
     data_dir: Path | None, database_url: str | None, work: Callable[[Any], Awaitable[T]]
 ) -> T:
     """Run ``work(services)`` with the store, tenants and retention of the settings."""
+    from trailkeep import logs
     from trailkeep.app import build_store
     from trailkeep.cli import load_settings
     from trailkeep.errors import TrailkeepError
     from trailkeep.integrity.signing_keys import load_log_key
-    from trailkeep.privacy.key_provider import load_key_provider
-    from trailkeep.privacy.service import PrivacyService
     from trailkeep.retention.service import build_retention
     from trailkeep.tenants.service import TenantService
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
+    logs.configure("WARNING", sys.stderr)  # progress lines are printed by _progress
 
     async def run() -> T:
         store = build_store(settings)
         await store.start()
         try:
             tenants = TenantService(store)
-            privacy = PrivacyService(
-                store,
-                tenants.privacy_settings,
-                load_key_provider(settings),
-                settings.privacy_key_cache_seconds,
-            )
-            retention = build_retention(settings, store, privacy, load_log_key(settings).origin)
+            retention = build_retention(settings, store, load_log_key(settings).origin)
             return await work((tenants, retention))
         finally:
             await store.close()

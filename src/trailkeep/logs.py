@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import TextIO
 
 import structlog
 
@@ -20,7 +21,9 @@ def _add_request_id(
     return event
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """JSON lines at ``level`` and above to ``stream`` (default stdout; the CLI's own
+    commands log to stderr, their results go to stdout)."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -33,6 +36,6 @@ def configure(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=True,
     )

@@ -23,6 +23,7 @@ are found, batch by batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -38,12 +39,11 @@ from trailkeep.kit import jsonutil
 from trailkeep.kit.event_vocabulary import SEVERITIES
 from trailkeep.kit.ids import uuid7
 from trailkeep.kit.timeutil import now_us, to_us
-from trailkeep.privacy.service import PrivacyService
 from trailkeep.retention import segments
 from trailkeep.retention.policy import Schedule, effective_policy, schedule
 from trailkeep.store.models import DueRow, PruneKey, SegmentRecord, TenantRecord
 from trailkeep.store.protocol import Store
-from trailkeep.store.retention.prune_sql import targets_of
+from trailkeep.store.retention.prune_sql import targets_of, targets_of_doc
 
 log = structlog.get_logger("trailkeep.retention")
 
@@ -60,13 +60,14 @@ class RunFailed(Exception):
 @dataclass
 class RetentionContext:
     store: Store
-    privacy: PrivacyService
     origin_of: Callable[[str], str]
     archive: ObjectStore | None  # None: no archive destination configured
     archive_name: str  # "local" | "s3"
     work_dir: Path
     batch_rows: int = 2_000
     segment_rows: int = 250_000
+    # The share of the database writer's time deletes may take (the rest is ingest's).
+    writer_share: float = 0.5
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Report:
     segments: list[str] = field(default_factory=list)
     resumed_segments: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
+    reclaimed_pages: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,13 +102,22 @@ class Report:
             "segments": self.segments,
             "resumed_segments": self.resumed_segments,
             "policy": self.policy,
+            "reclaimed_pages": self.reclaimed_pages,
         }
 
 
-def _prune_keys(rows: list[DueRow], rules: list[str]) -> list[PruneKey]:
+def _prune_keys(
+    rows: list[DueRow], rules: list[str], docs: list[dict[str, Any]] | None = None
+) -> list[PruneKey]:
+    """What deleting ``rows`` needs (``docs``: the rows already parsed, if at hand)."""
+    if docs is None:
+        return [
+            PruneKey(r.seq, r.id, r.occurred_at, targets_of(r.body), rule)
+            for r, rule in zip(rows, rules, strict=True)
+        ]
     return [
-        PruneKey(r.seq, r.id, r.occurred_at, targets_of(r.body), rule)
-        for r, rule in zip(rows, rules, strict=True)
+        PruneKey(r.seq, r.id, r.occurred_at, targets_of_doc(doc), rule)
+        for r, rule, doc in zip(rows, rules, docs, strict=True)
     ]
 
 
@@ -121,8 +132,12 @@ async def _delete(
     """Delete in bounded batches: each a short transaction of its own."""
     for start in range(0, len(keys), ctx.batch_rows):
         batch = keys[start : start + ctx.batch_rows]
+        began = time.monotonic()
         report.deleted += await ctx.store.prune_events(tenant_id, batch, segment, now_us())
+        took = time.monotonic() - began
         await step("deleted", {"deleted": report.deleted, "segment": segment})
+        if ctx.writer_share < 1:  # leave the writer to ingest the rest of the time
+            await asyncio.sleep(took * (1 / ctx.writer_share - 1))
 
 
 async def _resume(
@@ -207,6 +222,9 @@ async def run_tenant(
     before = max(r.cutoff for r in [*sched.actions, *sched.severities, sched.default] if r)
     draft: segments.SegmentDraft | None = None
     pending: list[PruneKey] = []
+    # A sealed segment's rows are deleted while the next segment is read and written
+    # (the writer thread and this one work at once); one segment's deletes at a time.
+    deleting: asyncio.Task[None] | None = None
     position = 0
     last_step = time.monotonic()
     try:
@@ -235,34 +253,67 @@ async def run_tenant(
                         seg_id = uuid7()
                         draft = segments.SegmentDraft(tenant.id, seg_id, ctx.work_dir / seg_id)
                         draft.open()
-                    await segments.add_rows(ctx.privacy, draft, due_rows, rules)
-                    pending.extend(_prune_keys(due_rows, rules))
+                    docs = await asyncio.to_thread(segments.add_rows, draft, due_rows, rules)
+                    pending.extend(_prune_keys(due_rows, rules, docs))
                     if draft.rows >= ctx.segment_rows:
-                        await _seal(ctx, tenant, draft, pending, checkpoint, run_id, report, step)
+                        await _seal(ctx, tenant, draft, checkpoint, run_id, report, step)
+                        if deleting is not None:
+                            await deleting
+                        deleting = asyncio.create_task(
+                            _prune_segment(ctx, tenant.id, draft.segment_id, pending, report, step)
+                        )
                         draft, pending = None, []
             if time.monotonic() - last_step > 1.0:
                 last_step = time.monotonic()
                 await step("scanning", {"scanned": position, "due": report.due})
         if draft is not None:
-            await _seal(ctx, tenant, draft, pending, checkpoint, run_id, report, step)
+            await _seal(ctx, tenant, draft, checkpoint, run_id, report, step)
+            if deleting is not None:
+                await deleting
+            deleting = None
+            await _prune_segment(ctx, tenant.id, draft.segment_id, pending, report, step)
             draft = None
+        if deleting is not None:
+            await deleting
+            deleting = None
+        if report.deleted:
+            report.reclaimed_pages = await ctx.store.reclaim_space()
     finally:
+        if deleting is not None and not deleting.done():
+            # Stopped early (an error, a lost lease): the segment stays "archived" and
+            # the next run finishes its deletes (_resume).
+            deleting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await deleting
         if draft is not None:
             shutil.rmtree(draft.folder, ignore_errors=True)
     return report
+
+
+async def _prune_segment(
+    ctx: RetentionContext,
+    tenant_id: str,
+    segment_id: str,
+    keys: list[PruneKey],
+    report: Report,
+    step: Step,
+) -> None:
+    """Delete a recorded segment's rows, then mark it pruned."""
+    await _delete(ctx, tenant_id, keys, segment_id, report, step)
+    await ctx.store.set_segment_state(tenant_id, segment_id, "pruned")
+    await step("segment pruned", {"segment": segment_id, "rows": len(keys)})
 
 
 async def _seal(
     ctx: RetentionContext,
     tenant: TenantRecord,
     draft: segments.SegmentDraft,
-    keys: list[PruneKey],
     checkpoint: Any,
     run_id: str,
     report: Report,
     step: Step,
 ) -> None:
-    """Write, store, read back and record one segment; then delete its rows."""
+    """Write, store, read back and record one segment (its rows are deleted next)."""
     assert ctx.archive is not None
     now = now_us()
     policy = effective_policy(tenant.retention, tenant.retention_days).model_dump()
@@ -295,6 +346,3 @@ async def _seal(
     report.archived += draft.rows
     report.segments.append(draft.segment_id)
     await step("segment recorded", {"segment": draft.segment_id})
-    await _delete(ctx, tenant.id, keys, draft.segment_id, report, step)
-    await ctx.store.set_segment_state(tenant.id, draft.segment_id, "pruned")
-    await step("segment pruned", {"segment": draft.segment_id, "rows": len(keys)})

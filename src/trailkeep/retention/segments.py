@@ -25,14 +25,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from trailkeep.auth.principal import Principal, Role
+import orjson
+
 from trailkeep.exports import bundle
 from trailkeep.exports.columns import view_values
 from trailkeep.exports.object_store import DestinationError, ObjectStore
 from trailkeep.exports.writers import HashingSink, ParquetWriter
 from trailkeep.integrity import proofs
 from trailkeep.kit.timeutil import format_us
-from trailkeep.privacy.service import PrivacyService
 from trailkeep.store.models import CheckpointRecord, DueRow
 from trailkeep.store.protocol import Store
 
@@ -44,13 +44,6 @@ _READ = 1 << 20
 class SegmentError(Exception):
     """A segment could not be stored or did not read back as written: nothing of it
     is deleted."""
-
-
-def archivist(tenant_id: str) -> Principal:
-    """Whose view the archive's readable columns show: a reader's (personal fields
-    masked unless the tenant reveals them to readers). The ``stored`` column holds the
-    stored form itself, sealed fields sealed."""
-    return Principal(subject="retention", tenant_id=tenant_id, roles=frozenset({Role.READER}))
 
 
 @dataclass
@@ -92,15 +85,16 @@ class SegmentDraft:
         return self._sink.hexdigest(), self._sink.size
 
 
-async def add_rows(
-    privacy: PrivacyService, draft: SegmentDraft, rows: list[DueRow], rules: list[str]
-) -> None:
-    docs = await privacy.present_docs(
-        archivist(draft.tenant_id), draft.tenant_id, [r.body for r in rows]
-    )
-    await asyncio.to_thread(draft.write, rows, docs)
+def add_rows(draft: SegmentDraft, rows: list[DueRow], rules: list[str]) -> list[dict[str, Any]]:
+    """Append rows to the segment (a worker thread: parsing and Arrow do the work) and
+    return them parsed, for their targets' keys. The readable columns show the stored
+    form: sealed personal fields stay sealed (an archive never holds them decrypted,
+    and erasing a subject later makes its archived values unreadable too)."""
+    docs = [orjson.loads(r.body) for r in rows]
+    draft.write(rows, docs)
     for rule in rules:
         draft.by_rule[rule] = draft.by_rule.get(rule, 0) + 1
+    return docs
 
 
 async def finish(
@@ -154,7 +148,7 @@ async def finish(
         "checkpoint_size": size,
         "checkpoint_root": bundle.b64(checkpoint.root_hash),
         "proof": bundle.RANGE_PROOF,
-        "view": "masked",
+        "view": "stored",
         "statement": (
             f"the {draft.rows} events of seqs {begin}..{end - 1} that retention pruned; each"
             " hashes to its leaf in leaves.bin, and leaves.bin with range-proof.json"

@@ -19,7 +19,6 @@ from trailkeep.exports.object_store import DestinationError, archive_store
 from trailkeep.kit import jsonutil
 from trailkeep.kit.ids import uuid7
 from trailkeep.kit.timeutil import format_us, now_us
-from trailkeep.privacy.service import PrivacyService
 from trailkeep.retention.policy import effective_policy
 from trailkeep.retention.runner import Report, RetentionContext, RunFailed, run_tenant
 from trailkeep.store.models import RetentionRunRecord, SegmentRecord, TenantRecord
@@ -127,7 +126,9 @@ class RetentionService:
             nonlocal last_renew
             if progress is not None:
                 progress(name, figures)
-            log.info("retention step", step=name, tenant_id=run.tenant_id, run_id=run.id, **figures)
+            log.debug(
+                "retention step", step=name, tenant_id=run.tenant_id, run_id=run.id, **figures
+            )
             if time.monotonic() - last_renew > self._lease_us / 3e6:
                 last_renew = time.monotonic()
                 changes = {
@@ -235,12 +236,11 @@ class RetentionService:
 
 
 def build_retention(
-    settings: Settings, store: Store, privacy: PrivacyService, origin_of: Callable[[str], str]
+    settings: Settings, store: Store, origin_of: Callable[[str], str]
 ) -> RetentionService:
     """The service's retention, as the settings configure it."""
     ctx = RetentionContext(
         store,
-        privacy,
         origin_of,
         archive_store(settings),
         settings.archive_destination,
@@ -249,5 +249,6 @@ def build_retention(
         else settings.data_dir / "archive-work",
         batch_rows=settings.retention_batch_rows,
         segment_rows=settings.retention_segment_rows,
+        writer_share=settings.retention_writer_share,
     )
     return RetentionService(ctx, settings.retention_lease_seconds)

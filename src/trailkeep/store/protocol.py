@@ -226,6 +226,10 @@ class Store(Protocol):
     async def cancel_export_job(self, tenant_id: str, job_id: str, at: int) -> str | None: ...
 
     # retention (store/retention/)
+    async def reclaim_space(self) -> int:
+        """Return space freed by pruning to the file system (bounded steps)."""
+        ...
+
     async def retention_window(
         self, tenant_id: str, from_seq: int, upper: int, before: int
     ) -> list[DueRow]:

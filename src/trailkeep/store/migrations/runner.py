@@ -97,6 +97,9 @@ def _prepare_sqlite(path: Path) -> None:
         # The page size only takes effect while the file is empty, so it comes before
         # anything that writes the header (journal_mode = WAL does).
         conn.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
+        # Pages that retention frees go back to the file system in bounded steps
+        # (store/sqlite/store.py reclaim_space); like the page size, only while empty.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
     finally:
         conn.close()

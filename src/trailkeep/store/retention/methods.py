@@ -35,6 +35,11 @@ class RetentionMethods(ABC):
     ) -> None:
         """Insert restored log rows and their full-text rows (backend-specific)."""
 
+    async def reclaim_space(self) -> int:
+        """Give space freed by pruning back to the file system; returns pages freed
+        (PostgreSQL: autovacuum does, nothing to do here)."""
+        return 0
+
     async def retention_window(
         self, tenant_id: str, from_seq: int, upper: int, before: int
     ) -> list[DueRow]:

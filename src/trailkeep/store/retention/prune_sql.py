@@ -51,7 +51,10 @@ def rows_in_window(
 def targets_of(body: bytes) -> tuple[tuple[str, str], ...]:
     """The (type, id) keys of an event's event_targets rows, from its stored body (the
     writer made them from the same members: events/normalize.py)."""
-    doc = orjson.loads(body)
+    return targets_of_doc(orjson.loads(body))
+
+
+def targets_of_doc(doc: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     found: dict[tuple[str, str], None] = {}
     for target in doc.get("targets") or ():
         if isinstance(target, dict):
@@ -85,12 +88,13 @@ def prune_rows(
     targets = [
         (tenant_id, kind, ident, r.occurred_at, r.seq) for r in rows for kind, ident in r.targets
     ]
-    for start in range(0, len(targets), _CHUNK):
-        keys = targets[start : start + _CHUNK]
-        conn.execute(
-            "DELETE FROM event_targets WHERE (tenant_id, target_type, target_id, occurred_at,"
-            f" seq) IN (VALUES {','.join(['(?,?,?,?,?)'] * len(keys))})",
-            [v for t in keys for v in t],
+    if targets:
+        # One prepared statement, its primary key each time: a row-value IN (VALUES ...)
+        # list is not matched against the key by SQLite's planner (a scan per chunk).
+        conn.executemany(
+            "DELETE FROM event_targets WHERE tenant_id = ? AND target_type = ?"
+            " AND target_id = ? AND occurred_at = ? AND seq = ?",
+            targets,
         )
     deleted = 0
     seqs = [r.seq for r in rows]

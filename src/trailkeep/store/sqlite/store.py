@@ -41,6 +41,7 @@ from trailkeep.store.urls import parse_database_url
 T = TypeVar("T")
 SQLITE = pages.ReadDialect(index_hints=True, partitioned=False)
 READ_CONNECTIONS = 4
+RECLAIM_PAGES = 1024  # 4 MiB of 4 KiB pages per step of reclaim_space
 
 
 class SqliteStore(SharedSqlStore):
@@ -177,6 +178,26 @@ class SqliteStore(SharedSqlStore):
             raise StoreUnavailable(f"database write failed: {exc}") from exc
 
     # -- tenants -------------------------------------------------------------------
+    async def reclaim_space(self) -> int:
+        """Incremental vacuum in steps of RECLAIM_PAGES through the writer, so ingest
+        waits for one step at most. Databases made before auto_vacuum was set reuse the
+        freed pages for new events instead (docs/retention.md)."""
+        freed = 0
+        while True:
+
+            def step(conn: sqlite3.Connection) -> int:
+                mode = conn.execute("PRAGMA auto_vacuum").fetchone()[0]
+                before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                if mode != 2 or not before:  # 2: INCREMENTAL
+                    return 0
+                conn.execute(f"PRAGMA incremental_vacuum({RECLAIM_PAGES})").fetchall()
+                return int(before - conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+            done = await self._write(step)
+            freed += done
+            if done < RECLAIM_PAGES:
+                return freed
+
     def _insert_restored(
         self, conn: Any, events: Sequence[tuple[Any, ...]], targets: Sequence[tuple[Any, ...]]
     ) -> None:
