@@ -202,7 +202,9 @@ def test_s3_put_small_file(tmp_path: Path, s3_server: S3Server) -> None:  # noqa
     body = s3_server.client().get_object(Bucket=bucket, Key=PREFIX + NAME)["Body"].read()
     assert body == data
     assert store.exists(stored.location)
-    assert store.open(stored.location) is None
+    handle = store.open(stored.location)  # streamed from the bucket (archives read back)
+    assert handle is not None and handle.read() == data
+    assert store.location_of(NAME) == stored.location
 
 
 def test_s3_put_large_file_is_multipart(tmp_path: Path, s3_server: S3Server) -> None:  # noqa: F811

@@ -12,11 +12,15 @@ from typing import Any
 
 import orjson
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import World, event
+from tests.conftest import World, event, make_settings, seed_keys
 from tests.rfc9162 import consistency_ok, inclusion_ok, leaf
+from tests.s3_fixture import S3Server, s3_server  # noqa: F401
+from trailkeep.app import create_app
 from trailkeep.cli import app as cli_app
+from trailkeep.retention.restore import restore_segment
 from trailkeep.store.models import RetentionRunRecord
 
 OLD = "2020-03-01T10:00:00Z"
@@ -307,3 +311,62 @@ def test_roles_and_scoping(world: World) -> None:
     assert (
         world.client.get("/v1/archives/nope", headers=world.h("acme", "auditor")).status_code == 404
     )
+
+
+def test_archive_to_s3_and_restore_from_it(
+    tmp_path: Path,
+    s3_server: S3Server,  # noqa: F811
+) -> None:
+    """The archive in an S3 bucket over HTTP (moto's server; the same code runs against
+    AWS S3 and MinIO): segment files stored and read back there, restore from there."""
+    bucket = s3_server.make_bucket("archives")
+    settings = make_settings(
+        tmp_path,
+        archive_destination="s3",
+        archive_s3_prefix="tk/archives/",
+        export_s3_bucket=bucket,
+        export_s3_endpoint_url=s3_server.endpoint_url,
+        export_s3_region=s3_server.region,
+        export_s3_access_key_id=s3_server.access_key_id,
+        export_s3_secret_access_key="s3cr3t",
+    )
+    keys = seed_keys(settings)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        world = World(client, settings, keys)
+        _fill(world, 20)
+        _wait_checkpoint(world, 20)
+        _policy(world, {"retention": {"by_severity": {"DEBUG": 7}}})
+        r = client.post("/v1/retention/run?wait=true", headers=world.h("acme", "tenant_admin"))
+        assert r.status_code == 200 and r.json()["state"] == "done", r.text
+        assert r.json()["report"]["archived"] == 5
+        (segment,) = client.get("/v1/archives", headers=world.h("acme", "auditor")).json()["data"]
+        listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="tk/archives/acme/")
+        names = sorted(o["Key"].rsplit("/", 1)[1] for o in listed["Contents"])
+        assert names == sorted(
+            ["checkpoint.txt", "events.parquet", "leaves.bin", "manifest.json", "range-proof.json"]
+        )
+        assert not list((tmp_path / "archives").glob("acme/*"))  # nothing kept locally
+        retention = app.state.services.retention
+        assert client.portal is not None
+        report = client.portal.call(restore_segment, retention.ctx, "acme", segment["id"])
+        assert report.restored == 5
+        r = client.get("/v1/events/acme-0", headers=world.h("acme", "reader"))
+        assert r.status_code == 200 and r.json()["seq"] == 0
+
+
+def test_the_scheduler_runs_policies_on_its_own(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, retention_interval_seconds=0.2)
+    keys = seed_keys(settings)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        world = World(client, settings, keys)
+        _fill(world, 8)
+        _wait_checkpoint(world, 8)
+        _policy(world, {"retention": {"by_severity": {"CRITICAL": 1}}})
+        deadline = time.monotonic() + 20
+        while client.get("/v1/events/acme-3", headers=world.h("acme", "reader")).status_code != 410:
+            assert time.monotonic() < deadline, "the scheduler never pruned"
+            time.sleep(0.1)
+        runs = client.get("/v1/retention/runs", headers=world.h("acme", "tenant_admin")).json()
+        assert runs["data"][-1]["requested_by"] == "scheduler"
+        assert client.get("/v1/events/acme-1", headers=world.h("acme", "reader")).status_code == 200

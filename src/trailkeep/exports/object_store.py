@@ -50,6 +50,7 @@ class ObjectStore(Protocol):
     def check(self) -> None: ...
     def put(self, source: Path, name: str) -> StoredObject: ...
     def open(self, location: str) -> BinaryIO | None: ...
+    def location_of(self, name: str) -> str: ...
     def link(self, location: str, seconds: int, filename: str) -> str | None: ...
     def delete(self, location: str) -> None: ...
     def exists(self, location: str) -> bool: ...
@@ -114,6 +115,10 @@ class LocalObjectStore:
                     raise self._error(exc, f"write {name}") from None
                 raise
         return StoredObject(location=_safe_name(name), size=size, sha256=digest.hexdigest())
+
+    def location_of(self, name: str) -> str:
+        """Where ``put(..., name)`` stores (and ``open`` finds) an object."""
+        return _safe_name(name)
 
     def open(self, location: str) -> BinaryIO | None:
         try:
@@ -271,8 +276,17 @@ class S3ObjectStore:
             raise self._error(exc, f"upload {key}") from None
         return StoredObject(location=key, size=size, sha256=sha256)
 
+    def location_of(self, name: str) -> str:
+        return self.prefix + _safe_name(name)
+
     def open(self, location: str) -> BinaryIO | None:
-        return None
+        """The object's bytes, streamed (archives read back what they stored)."""
+        try:
+            found = self._client.get_object(Bucket=self.bucket, Key=location)
+        except self._FAILURES as exc:
+            raise self._error(exc, f"read {location}") from None
+        body: BinaryIO = found["Body"]
+        return body
 
     def link(self, location: str, seconds: int, filename: str) -> str | None:
         disposition = _disposition(filename)

@@ -178,10 +178,12 @@ def store_segment(destination: ObjectStore, draft: SegmentDraft, manifest: dict[
     prefix = f"{draft.tenant_id}/{draft.segment_id}"
     expected = {entry["name"]: entry for entry in manifest["files"]}
     try:
-        for name in [*expected, bundle.MANIFEST]:
-            destination.put(draft.folder / name, f"{prefix}/{name}")
+        stored = {
+            name: destination.put(draft.folder / name, f"{prefix}/{name}").location
+            for name in [*expected, bundle.MANIFEST]
+        }
         for name, entry in expected.items():
-            sha, size = _read_back(destination, f"{prefix}/{name}")
+            sha, size = _read_back(destination, stored[name])
             if (sha, size) != (entry["sha256"], entry["bytes"]):
                 raise SegmentError(
                     f"{prefix}/{name} read back from the archive differs from what was"
@@ -201,7 +203,7 @@ def fetch_segment(
     folder.mkdir(parents=True, exist_ok=True)
     try:
         for entry in [*manifest["files"], {"name": bundle.MANIFEST}]:
-            handle = destination.open(f"{location}/{entry['name']}")
+            handle = destination.open(destination.location_of(f"{location}/{entry['name']}"))
             if handle is None:
                 raise SegmentError(f"{location}/{entry['name']} is missing from the archive")
             with handle, (folder / entry["name"]).open("wb") as out:
