@@ -370,3 +370,36 @@ def test_the_scheduler_runs_policies_on_its_own(tmp_path: Path) -> None:
         runs = client.get("/v1/retention/runs", headers=world.h("acme", "tenant_admin")).json()
         assert runs["data"][-1]["requested_by"] == "scheduler"
         assert client.get("/v1/events/acme-1", headers=world.h("acme", "reader")).status_code == 200
+
+
+def test_an_export_over_pruned_events_is_sparse_and_verifies(world: World, tmp_path: Path) -> None:
+    _fill(world, 24)
+    _wait_checkpoint(world, 24)
+    _policy(world, {"retention": {"by_severity": {"DEBUG": 7}, "archive": False}})
+    r = world.client.post("/v1/retention/run?wait=true", headers=world.h("acme", "tenant_admin"))
+    assert r.json()["report"]["deleted"] == 6
+    r = world.client.post(
+        "/v1/exports", json={"format": "jsonl"}, headers=world.h("acme", "auditor")
+    )
+    assert r.status_code == 202, r.text
+    job = r.json()
+    deadline = time.monotonic() + 30
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        job = world.client.get(
+            f"/v1/exports/{job['id']}", headers=world.h("acme", "auditor")
+        ).json()
+    assert job["state"] == "done", job
+    archive = tmp_path / "export.zip"
+    archive.write_bytes(
+        world.client.get(
+            f"/v1/exports/{job['id']}/download", headers=world.h("acme", "auditor")
+        ).content
+    )
+    vkey = world.client.get("/v1/integrity/key", headers=world.h("acme", "reader")).json()["vkey"]
+    out = CliRunner().invoke(cli_app, ["verify", str(archive), "--key", vkey, "--json"])
+    report = orjson.loads(out.output)
+    assert out.exit_code == 0 and report["ok"] and report["sparse"] and report["rows"] == 18, (
+        out.output
+    )

@@ -100,6 +100,7 @@ class _Progress:
     def __init__(self, report: Report) -> None:
         self._report = report
         self._last = time.monotonic()
+        self.pruned = 0  # seqs of the range that retention pruned (tombstones)
 
     async def tick(self, written: int, scanned_to: int, force: bool = False) -> None:
         if not force and time.monotonic() - self._last < PROGRESS_EVERY_S:
@@ -107,6 +108,26 @@ class _Progress:
         self._last = time.monotonic()
         if not await self._report({"written": written, "scanned_to_seq": scanned_to}):
             raise JobLost()
+
+
+async def _check_gaps(
+    ctx: ExportContext,
+    tenant_id: str,
+    start: int,
+    end: int,
+    rows: list[tuple[int, bytes]],
+    progress: _Progress,
+) -> None:
+    """An unfiltered range with seqs that have no row: retention's tombstones are
+    allowed (the bundle is then sparse, and says how many were pruned); any other gap
+    fails the job."""
+    have = {seq for seq, _ in rows}
+    absent = [seq for seq in range(start, end) if seq not in have]
+    pruned = await ctx.store.tombstones_at(tenant_id, absent)
+    lost = [seq for seq in absent if seq not in pruned]
+    if lost:
+        raise JobFailed(f"events of seqs {lost[0]}..{lost[-1]} are not stored (and not pruned)")
+    progress.pruned += len(pruned)
 
 
 def _write_chunk(
@@ -133,24 +154,22 @@ async def _stream(
     position, written = plan.from_seq, 0
     try:
         while position < plan.to_seq:
+            start = position
             rows, position = await ctx.store.events_in_seq_range(flt, position, plan.to_seq, CHUNK)
-            if rows and not plan.filtered:
-                first = written + plan.from_seq
-                if rows[0][0] != first or rows[-1][0] != first + len(rows) - 1:
-                    raise JobFailed(f"events of seqs {first}..{position - 1} are not all stored")
+            if not plan.filtered and len(rows) != position - start:
+                await _check_gaps(ctx, job.tenant_id, start, position, rows, progress)
+            if leaves_file is not None:  # every leaf of the range, pruned events' too
+                leaves_file.write(
+                    await ctx.store.read_tree(
+                        job.tenant_id, partial(proofs.leaf_hashes, begin=start, end=position)
+                    )
+                )
             if rows:
                 stored = [body for _, body in rows]
                 docs = None
                 if writer.needs_view:  # the one masking function, off the event loop
                     docs = await ctx.privacy.present_docs(viewer, job.tenant_id, stored)
                 await asyncio.to_thread(_write_chunk, writer, stored, docs)
-                if leaves_file is not None:
-                    first, last = rows[0][0], rows[-1][0] + 1
-                    leaves_file.write(
-                        await ctx.store.read_tree(
-                            job.tenant_id, partial(proofs.leaf_hashes, begin=first, end=last)
-                        )
-                    )
                 if proofs_file is not None:
                     seqs = [seq for seq, _ in rows]
                     found = await ctx.store.read_tree(
@@ -232,6 +251,13 @@ async def _make(
             files[bundle.LEAVES] = folder / bundle.LEAVES
             files[bundle.RANGE_PROOF] = bundle.range_proof_json(size, begin, end, outside)
         manifest = _manifest(ctx, job, plan, checkpoint, data_name, rows)
+        if progress.pruned:
+            manifest["sparse"] = True
+            manifest["pruned"] = progress.pruned
+            manifest["statement"] += (
+                f"; {progress.pruned} events of the range were pruned by retention: their"
+                " leaves are in leaves.bin, their rows are not (GET /v1/events/ID: 410)"
+            )
         manifest["view"] = (
             "stored"
             if plan.format == "jsonl"

@@ -299,6 +299,12 @@ def _check_range(
             if leaf != leaves[32 * i : 32 * i + 32]:
                 report.problem(f"{where}: differs from the event the log holds: changed")
     missing = [begin + i for i, flag in enumerate(seen) if not flag]
+    expected_gaps = manifest.get("pruned")  # an export over pruned events says how many
+    if report.sparse and expected_gaps is not None and len(missing) != expected_gaps:
+        report.problem(
+            f"{len(missing)} seq(s) of the range have no row, the manifest says"
+            f" {expected_gaps} were pruned: removed?"
+        )
     if missing and not report.sparse:  # an archive segment holds only the pruned seqs
         listed = ", ".join(str(s) for s in missing[:10])
         report.problem(f"{len(missing)} seq(s) of the range missing (removed?): {listed}")

@@ -3,6 +3,7 @@ archives also for auditors), and seed 001's ``DELETE /v1/logs/cleanup`` alias.""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -51,9 +52,9 @@ async def _run(
     if dry_run:
         return json_response(await svc.retention.dry_run(record))
     run = await svc.retention.start(record, principal.subject)
+    task = svc.retention.launch(run, record)
     if wait:
-        return json_response(run_json(await svc.retention.execute(run, record)))
-    svc.retention.launch(run, record)
+        return json_response(run_json(await asyncio.shield(task)))
     return json_response(run_json(run), status=202)
 
 

@@ -86,7 +86,7 @@ class RetentionService:
     async def start(self, tenant: TenantRecord, by: str) -> RetentionRunRecord:
         """Record a new running run of the tenant, or 409 if one is running."""
         if effective_policy(tenant.retention, tenant.retention_days).archive:
-            self._check_archive()
+            await asyncio.to_thread(self._check_archive)
         now = now_us()
         run = RetentionRunRecord(
             tenant_id=tenant.id,
@@ -163,11 +163,15 @@ class RetentionService:
         assert found is not None
         return found
 
-    def launch(self, run: RetentionRunRecord, tenant: TenantRecord) -> None:
-        """Run in the background of this process (the API's 202)."""
+    def launch(
+        self, run: RetentionRunRecord, tenant: TenantRecord
+    ) -> asyncio.Task[RetentionRunRecord]:
+        """Run in the background of this process (the API's 202; awaited, shielded, for
+        ``wait=true``: a client that goes away does not stop the run)."""
         task = asyncio.create_task(self.execute(run, tenant))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _guarded(self, work: Any) -> Any:
         try:
