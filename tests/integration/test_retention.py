@@ -62,6 +62,11 @@ def _fill(world: World, n: int = 60) -> list[dict[str, Any]]:
 
 
 def _wait_checkpoint(world: World, size: int) -> dict[str, Any]:
+    """Until a checkpoint covers ``size`` events and the indexer has counted them (a run
+    prunes only events that are both signed and counted in the stats)."""
+    store = world.client.app.state.services.store  # type: ignore[attr-defined]
+    assert world.client.portal is not None
+    assert world.client.portal.call(store.index_caught_up, 30.0)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         r = world.client.get("/v1/checkpoint", headers=world.h("acme", "reader"))

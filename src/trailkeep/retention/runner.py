@@ -219,6 +219,9 @@ async def run_tenant(
     if checkpoint is None:
         return report
     report.checkpoint_size = checkpoint.size
+    # Only events the indexer has counted: stats keep counting pruned events, so an
+    # event must be in the rollups before its row goes.
+    limit = min(checkpoint.size, await ctx.store.indexed_through(tenant.id))
     before = max(r.cutoff for r in [*sched.actions, *sched.severities, sched.default] if r)
     draft: segments.SegmentDraft | None = None
     pending: list[PruneKey] = []
@@ -228,8 +231,8 @@ async def run_tenant(
     position = 0
     last_step = time.monotonic()
     try:
-        while position < checkpoint.size:
-            upper = min(checkpoint.size, position + WINDOW)
+        while position < limit:
+            upper = min(limit, position + WINDOW)
             rows = await ctx.store.retention_window(tenant.id, position, upper, before)
             position = upper
             report.scanned = position
