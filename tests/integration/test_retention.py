@@ -408,3 +408,30 @@ def test_an_export_over_pruned_events_is_sparse_and_verifies(world: World, tmp_p
     assert out.exit_code == 0 and report["ok"] and report["sparse"] and report["rows"] == 18, (
         out.output
     )
+
+
+@pytest.mark.sqlite_only  # the limit is SQLite's (500 terms in a compound SELECT)
+@pytest.mark.settings(retention_segment_rows=100_000)
+def test_a_segment_over_a_long_range(world: World) -> None:
+    """A segment's leaves come from hundreds of tiles (SQLite's compound SELECT allows
+    500 terms): 140,000 seqs, every other one due."""
+    store = world.client.app.state.services.store  # type: ignore[attr-defined]
+    assert world.client.portal is not None
+    batch = 1000
+    for start in range(0, 140_000, batch):
+        events = [
+            event(
+                "doc.update", id=f"acme-{i}", occurred_at=OLD, severity="DEBUG" if i % 2 else "INFO"
+            )
+            for i in range(start, start + batch)
+        ]
+        r = world.client.post(
+            "/v1/events/batch", json={"events": events}, headers=world.h("acme", "writer")
+        )
+        assert r.status_code == 200
+    _wait_checkpoint(world, 140_000)
+    _policy(world, {"retention": {"by_severity": {"DEBUG": 7}}})
+    r = world.client.post("/v1/retention/run?wait=true", headers=world.h("acme", "tenant_admin"))
+    assert r.json()["state"] == "done", r.text
+    assert r.json()["report"]["deleted"] == 70_000 and len(r.json()["report"]["segments"]) == 1
+    assert world.client.portal.call(store.pruned_count, "acme") == 70_000

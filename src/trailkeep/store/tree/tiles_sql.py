@@ -35,6 +35,7 @@ _UPSERT_TILE = (
     " ON CONFLICT (tenant_id, level, idx) DO UPDATE SET hashes = excluded.hashes"
 )
 _CHECKPOINT_COLUMNS = "tenant_id, size, root_hash, note, signed_at"
+_TILES_PER_QUERY = 250
 
 
 def load_frontier(conn: SqlConnection, tenant_id: str) -> TileFrontier:
@@ -52,12 +53,16 @@ _ONE_TILE = (
 
 def get_tiles(conn: SqlConnection, tenant_id: str, ids: Iterable[TileId]) -> dict[TileId, bytes]:
     wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return {}
-    sql = " UNION ALL ".join([_ONE_TILE] * len(wanted))
-    params = [value for level, index in wanted for value in (tenant_id, level, index)]
-    rows = conn.execute(sql, params).fetchall()
-    return {(lv, ix): bytes(h) for lv, ix, h in rows}
+    found: dict[TileId, bytes] = {}
+    # SQLite allows at most 500 terms in a compound SELECT: a long range's leaves
+    # (an archive segment's, ~1,000 tiles) are read a bounded number of tiles at a time.
+    for start in range(0, len(wanted), _TILES_PER_QUERY):
+        chunk = wanted[start : start + _TILES_PER_QUERY]
+        sql = " UNION ALL ".join([_ONE_TILE] * len(chunk))
+        params = [value for level, index in chunk for value in (tenant_id, level, index)]
+        rows = conn.execute(sql, params).fetchall()
+        found.update({(lv, ix): bytes(h) for lv, ix, h in rows})
+    return found
 
 
 def tree_size(conn: SqlConnection, tenant_id: str) -> int:
