@@ -86,6 +86,7 @@ class Report:
     resumed_segments: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
     reclaimed_pages: int = 0
+    longest_batch_ms: float = 0.0  # the longest delete transaction (how long ingest waited)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +104,7 @@ class Report:
             "resumed_segments": self.resumed_segments,
             "policy": self.policy,
             "reclaimed_pages": self.reclaimed_pages,
+            "longest_batch_ms": self.longest_batch_ms,
         }
 
 
@@ -121,6 +123,14 @@ def _prune_keys(
     ]
 
 
+def _archive_rows(
+    draft: segments.SegmentDraft, rows: list[DueRow], rules: list[str]
+) -> list[PruneKey]:
+    """Into the segment, and what deleting them later needs (a worker thread: the
+    event loop keeps serving ingest meanwhile)."""
+    return _prune_keys(rows, rules, segments.add_rows(draft, rows, rules))
+
+
 async def _delete(
     ctx: RetentionContext,
     tenant_id: str,
@@ -135,6 +145,7 @@ async def _delete(
         began = time.monotonic()
         report.deleted += await ctx.store.prune_events(tenant_id, batch, segment, now_us())
         took = time.monotonic() - began
+        report.longest_batch_ms = max(report.longest_batch_ms, round(took * 1000, 1))
         await step("deleted", {"deleted": report.deleted, "segment": segment})
         if ctx.writer_share < 1:  # leave the writer to ingest the rest of the time
             await asyncio.sleep(took * (1 / ctx.writer_share - 1))
@@ -256,8 +267,7 @@ async def run_tenant(
                         seg_id = uuid7()
                         draft = segments.SegmentDraft(tenant.id, seg_id, ctx.work_dir / seg_id)
                         draft.open()
-                    docs = await asyncio.to_thread(segments.add_rows, draft, due_rows, rules)
-                    pending.extend(_prune_keys(due_rows, rules, docs))
+                    pending.extend(await asyncio.to_thread(_archive_rows, draft, due_rows, rules))
                     if draft.rows >= ctx.segment_rows:
                         await _seal(ctx, tenant, draft, checkpoint, run_id, report, step)
                         if deleting is not None:
