@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     # (0: never; run it with `trailkeep retention run` or POST /v1/retention/run).
     retention_interval_seconds: float = Field(86_400.0, ge=0, le=30 * 86_400)
     # Rows deleted per transaction: bounds how long one delete holds the writer.
-    retention_batch_rows: int = Field(2_000, ge=1, le=100_000)
+    retention_batch_rows: int = Field(500, ge=1, le=100_000)
     # The share of the database writer's time retention's deletes may take: after a
     # batch that took t, a run waits t * (1 / share - 1) before the next (1: no pause).
     retention_writer_share: float = Field(0.5, gt=0, le=1)

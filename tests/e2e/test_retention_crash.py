@@ -143,7 +143,7 @@ def test_a_run_killed_at_every_step_loses_nothing(
             now = _check_no_loss(http, vkey, archive_dir)
             assert now >= pruned  # never undone
             pruned = now
-            time.sleep(1.2)  # the killed run's lease runs out
+            time.sleep(1.1)  # the killed run's lease runs out
         _run_until(server, None)
         assert _check_no_loss(http, vkey, archive_dir) == EVENTS // 2
         runs = http.get("/v1/retention/runs").json()["data"]

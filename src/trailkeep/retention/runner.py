@@ -64,7 +64,7 @@ class RetentionContext:
     archive: ObjectStore | None  # None: no archive destination configured
     archive_name: str  # "local" | "s3"
     work_dir: Path
-    batch_rows: int = 2_000
+    batch_rows: int = 500
     segment_rows: int = 250_000
     # The share of the database writer's time deletes may take (the rest is ingest's).
     writer_share: float = 0.5
