@@ -86,6 +86,7 @@ class Report:
     resumed_segments: list[str] = field(default_factory=list)
     policy: dict[str, Any] = field(default_factory=dict)
     reclaimed_pages: int = 0
+    reclaim_seconds: float = 0.0  # of the run's time, spent giving space back (SQLite)
     longest_batch_ms: float = 0.0  # the longest delete transaction (how long ingest waited)
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +105,7 @@ class Report:
             "resumed_segments": self.resumed_segments,
             "policy": self.policy,
             "reclaimed_pages": self.reclaimed_pages,
+            "reclaim_seconds": self.reclaim_seconds,
             "longest_batch_ms": self.longest_batch_ms,
         }
 
@@ -290,7 +292,9 @@ async def run_tenant(
             await deleting
             deleting = None
         if report.deleted:
+            began = time.monotonic()
             report.reclaimed_pages = await ctx.store.reclaim_space()
+            report.reclaim_seconds = round(time.monotonic() - began, 2)
     finally:
         if deleting is not None and not deleting.done():
             # Stopped early (an error, a lost lease): the segment stays "archived" and
