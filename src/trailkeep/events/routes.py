@@ -15,7 +15,7 @@ from trailkeep.events.docs_models import BatchResult, EventPage, StoredEvent
 from trailkeep.events.parsing import parse_event
 from trailkeep.events.service import ItemOutcome
 from trailkeep.http.body import read_body
-from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import INDEXED_TO_HEADER, JSONBytes, json_response
 from trailkeep.kit.event_vocabulary import (
@@ -271,9 +271,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     form: FormParam = "shown",
 ) -> Response:
-    scoped = principal.scope(Permission.READ, tenant_id)
-    if principal.is_platform_admin:
-        await svc.tenants.require_exists(scoped)
+    scoped = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     resolved_at = svc.events.cursor_now(cursor) or now_us()
     terms = legacy_terms(
         occurred_after=occurred_after,

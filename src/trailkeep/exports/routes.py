@@ -12,10 +12,9 @@ from trailkeep.auth.principal import Permission, Principal, Role
 from trailkeep.events.schema import ActorIn, EventIn, TargetIn
 from trailkeep.exports.docs_models import ZIP_RESPONSE, ExportList, ExportOut
 from trailkeep.exports.request import ExportIn
-from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
-from trailkeep.services import Services
 
 router = APIRouter(tags=["exports"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -24,13 +23,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 ExportId = Annotated[str, Path(min_length=1, max_length=64, description="Export job id")]
 TenantParam = Annotated[str | None, Query(description="Platform admins only")]
 EXPORT_ACTION = "trailkeep.export.requested"
-
-
-async def _tenant(principal: Principal, svc: Services, requested: str | None) -> str:
-    tenant_id = principal.scope(Permission.EXPORT, requested)
-    if principal.is_platform_admin:
-        await svc.tenants.require_exists(tenant_id)
-    return tenant_id
 
 
 def _record(principal: Principal, tenant_id: str, job: dict[str, Any]) -> EventIn:
@@ -67,7 +59,7 @@ def _record(principal: Principal, tenant_id: str, job: dict[str, Any]) -> EventI
     ),
 )
 async def create_export(body: ExportIn, principal: CurrentPrincipal, svc: ServicesDep) -> Response:
-    tenant = await _tenant(principal, svc, body.tenant_id)
+    tenant = await scoped_tenant(principal, svc, body.tenant_id, Permission.EXPORT)
     job = await svc.exports.create(principal, tenant, body)
     # Recorded by the service itself (an auditor may not write events of its own).
     recorder = Principal(principal.subject, tenant, frozenset({Role.WRITER}))
@@ -85,7 +77,7 @@ async def list_exports(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.EXPORT)
     return json_response(await svc.exports.list(principal, tenant, cursor, limit))
 
 
@@ -101,7 +93,7 @@ async def get_export(
     svc: ServicesDep,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.EXPORT)
     return json_response(await svc.exports.get(principal, tenant, export_id))
 
 
@@ -117,7 +109,7 @@ async def cancel_export(
     svc: ServicesDep,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.EXPORT)
     return json_response(await svc.exports.cancel(principal, tenant, export_id))
 
 
@@ -138,7 +130,7 @@ async def download_export(
     svc: ServicesDep,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.EXPORT)
     found = await svc.exports.download(principal, tenant, export_id)
     if found.link is not None:
         # Signed for a few minutes; it names no secret, and the access log records only

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the calling principal."""
+"""FastAPI dependencies: the calling principal, and the tenant a request acts on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from trailkeep.auth.principal import Principal
+from trailkeep.auth.principal import Permission, Principal
 from trailkeep.services import Services, services
 
 
@@ -27,3 +27,14 @@ async def principal(request: Request, svc: Annotated[Services, Depends(services)
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 ServicesDep = Annotated[Services, Depends(services)]
+
+
+async def scoped_tenant(
+    principal: Principal, svc: Services, requested: str | None, permission: Permission
+) -> str:
+    """The tenant a request acts on (Principal.scope); a platform admin's named tenant
+    must exist (404), a tenant credential's is its own."""
+    tenant_id = principal.scope(permission, requested)
+    if principal.is_platform_admin:
+        await svc.tenants.require_exists(tenant_id)
+    return tenant_id

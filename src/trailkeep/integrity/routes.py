@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from trailkeep.auth.principal import Permission, Principal
+from trailkeep.auth.principal import Permission
 from trailkeep.errors import BadRequest
-from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
 from trailkeep.integrity.docs_models import (
@@ -46,13 +46,6 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 _IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
 
 
-async def _tenant(principal: Principal, svc: ServicesDep, requested: str | None) -> str:
-    tenant_id = principal.scope(Permission.READ, requested)
-    if principal.is_platform_admin:
-        await svc.tenants.require_exists(tenant_id)
-    return tenant_id
-
-
 def _wants_note(request: Request, fmt: str | None) -> bool:
     if fmt is not None:
         if fmt not in ("json", "note"):
@@ -80,7 +73,7 @@ async def get_checkpoint(
     tenant_id: TenantParam = None,
     format: Annotated[str | None, Query(description="json (default) or note")] = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     record = await svc.integrity.latest(tenant)
     if _wants_note(request, format):
         return Response(record.note, media_type=_NOTE, headers=_NO_CACHE)
@@ -110,7 +103,7 @@ async def list_checkpoints(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     return json_response(await svc.integrity.history(tenant, before, limit), headers=_NO_CACHE)
 
 
@@ -139,7 +132,7 @@ async def get_inclusion_proof(
         ),
     ] = "json",
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     # The same 404 as reading it; the stored form is what the leaf hashes.
     body = await svc.events.get(principal, tenant, event_id, stored=True)
     found = await svc.integrity.inclusion(tenant, event_id, body, size)
@@ -175,7 +168,7 @@ async def get_consistency_proof(
     to_size: Annotated[int | None, Query(alias="to", ge=0, le=_MAX_SIZE)] = None,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     return json_response(await svc.integrity.consistency(tenant, from_size, to_size))
 
 
@@ -189,7 +182,7 @@ async def get_consistency_proof(
 async def get_verifier_key(
     principal: CurrentPrincipal, svc: ServicesDep, tenant_id: TenantParam = None
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     return json_response(svc.integrity.key_json(tenant))
 
 
@@ -201,7 +194,7 @@ async def get_verifier_key(
 async def get_tiles_checkpoint(
     tenant_id: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     record = await svc.integrity.latest(tenant)
     return Response(record.note, media_type=_NOTE, headers=_NO_CACHE)
 
@@ -221,7 +214,7 @@ async def get_tiles_checkpoint(
 async def get_tile(
     request: Request, tenant_id: str, path: str, principal: CurrentPrincipal, svc: ServicesDep
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     bundle = path.startswith("entries/")
     try:
         if bundle:

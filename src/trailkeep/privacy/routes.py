@@ -9,12 +9,11 @@ from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission, Principal
 from trailkeep.events.schema import ActorIn, EventIn, TargetIn
-from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
 from trailkeep.privacy.docs_models import ErasureOut, SubjectReport
 from trailkeep.privacy.subjects import ERASE_ACTION, Erasure
-from trailkeep.services import Services
 
 router = APIRouter(prefix="/v1/subjects", tags=["privacy"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -22,13 +21,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 SubjectId = Annotated[str, Path(min_length=1, max_length=256, description="Data subject id")]
 TenantParam = Annotated[str | None, Query(description="Platform admins only")]
-
-
-async def _tenant(principal: Principal, svc: Services, requested: str | None) -> str:
-    tenant_id = principal.scope(Permission.READ, requested)
-    if principal.is_platform_admin:
-        await svc.tenants.require_exists(tenant_id)
-    return tenant_id
 
 
 @router.get(
@@ -43,7 +35,7 @@ async def get_subject(
     svc: ServicesDep,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     return json_response(await svc.subjects.describe(principal, tenant, subject_id))
 
 
@@ -82,7 +74,7 @@ async def erase_subject(
     svc: ServicesDep,
     tenant_id: TenantParam = None,
 ) -> Response:
-    tenant = await _tenant(principal, svc, tenant_id)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     erasure = await svc.subjects.erase(principal, tenant, subject_id)
     answer = erasure.as_json()
     if not erasure.already_erased:

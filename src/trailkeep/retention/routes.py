@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission, Principal
-from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
 from trailkeep.retention.docs_models import (
@@ -47,7 +47,7 @@ async def _scope(
 async def _run(
     principal: Principal, svc: Services, tenant: str | None, dry_run: bool, wait: bool
 ) -> Response:
-    tenant_id = await _scope(principal, svc, tenant, Permission.MANAGE_RETENTION)
+    tenant_id = await scoped_tenant(principal, svc, tenant, Permission.MANAGE_RETENTION)
     record = await svc.tenants.get(tenant_id)
     if dry_run:
         return json_response(await svc.retention.dry_run(record))
@@ -104,7 +104,7 @@ async def list_runs(
     tenant_id: TenantParam = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
-    tenant = await _scope(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
     runs = await svc.retention.runs(tenant, limit)
     return json_response({"data": [run_json(r) for r in runs]})
 
@@ -118,7 +118,7 @@ async def list_runs(
 async def get_run(
     run_id: RunId, principal: CurrentPrincipal, svc: ServicesDep, tenant_id: TenantParam = None
 ) -> Response:
-    tenant = await _scope(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
     return json_response(run_json(await svc.retention.get(tenant, run_id)))
 
 
@@ -135,7 +135,7 @@ async def list_archives(
     cursor: Annotated[str | None, Query(max_length=64, description="Last id seen")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    tenant = await _scope(principal, svc, tenant_id, Permission.EXPORT)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.EXPORT)
     found = await svc.retention.segments(tenant, cursor, limit)
     next_cursor = found[-1].id if len(found) == limit else None
     return json_response({"data": [segment_json(s) for s in found], "next_cursor": next_cursor})
@@ -150,5 +150,5 @@ async def list_archives(
 async def get_archive(
     segment_id: RunId, principal: CurrentPrincipal, svc: ServicesDep, tenant_id: TenantParam = None
 ) -> Response:
-    tenant = await _scope(principal, svc, tenant_id, Permission.EXPORT)
+    tenant = await scoped_tenant(principal, svc, tenant_id, Permission.EXPORT)
     return json_response(segment_json(await svc.retention.segment(tenant, segment_id)))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from trailkeep.auth.principal import Permission
-from trailkeep.http.deps import CurrentPrincipal, ServicesDep
+from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import INDEXED_TO_HEADER, json_response
 from trailkeep.kit.query_ast import Query as QueryTerms
@@ -67,9 +67,7 @@ async def get_stats(
     top: Annotated[int, Query(ge=1, le=100)] = 10,
     tenant_id: Annotated[str | None, Query(description="Platform admins only")] = None,
 ) -> Response:
-    scoped = principal.scope(Permission.READ, tenant_id)
-    if principal.is_platform_admin:
-        await svc.tenants.require_exists(scoped)
+    scoped = await scoped_tenant(principal, svc, tenant_id, Permission.READ)
     now = now_us()
     query = parse_request_query(q, now)
     # Terms on sealed fields match by blind index, as in GET /v1/events.
