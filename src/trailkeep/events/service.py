@@ -211,17 +211,10 @@ class EventService:
         tenant_id = principal.scope(Permission.READ, tenant)
         # An id that ingest would have refused (NUL, lone surrogate, too long) names no
         # stored event; PostgreSQL could not even compare it.
-        body = (
-            await self._store.get_event(tenant_id, event_id)
-            if _storable_id(event_id, self._limits.max_id_length)
-            else None
-        )
+        storable = _storable_id(event_id, self._limits.max_id_length)
+        body = await self._store.get_event(tenant_id, event_id) if storable else None
         if body is None:
-            tombstone = (
-                await self._store.tombstone(tenant_id, event_id)
-                if _storable_id(event_id, self._limits.max_id_length)
-                else None
-            )
+            tombstone = await self._store.tombstone(tenant_id, event_id) if storable else None
             if tombstone is not None:
                 raise Gone(
                     f"event '{event_id}' was pruned by retention ({tombstone.rule});"

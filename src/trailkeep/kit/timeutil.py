@@ -19,6 +19,11 @@ def to_us(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def parse_us(text: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 time as format_us writes it."""
+    return to_us(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 def from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 

@@ -11,10 +11,7 @@ client retrying one of these ids with its original body gets a 409, not a replay
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -22,9 +19,8 @@ from trailkeep.integrity import proofs
 from trailkeep.kit import jsonutil
 from trailkeep.kit.event_vocabulary import SEVERITY_RANK
 from trailkeep.kit.merkle import HASH_SIZE, leaf_hash
-from trailkeep.kit.timeutil import to_us
-from trailkeep.retention import segments
-from trailkeep.retention.runner import RetentionContext, RunFailed
+from trailkeep.kit.timeutil import parse_us
+from trailkeep.retention.runner import RetentionContext, RunFailed, segment_rows
 from trailkeep.store.retention.prune_sql import targets_of
 
 _BATCH = 2_000
@@ -41,22 +37,18 @@ class RestoreReport:
         return {"segment_id": self.segment_id, "rows": self.rows, "restored": self.restored}
 
 
-def _us(text: str) -> int:
-    return to_us(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
 def log_row(tenant_id: str, body: bytes) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
     """The events row (LOG_COLUMNS order) and target rows of a stored event."""
     doc = jsonutil.loads(body)
     actor = doc.get("actor") if isinstance(doc.get("actor"), dict) else {}
     actor_id = actor.get("id") if isinstance(actor.get("id"), str) else None
-    occurred = _us(doc["occurred_at"])
+    occurred = parse_us(doc["occurred_at"])
     row = (
         tenant_id,
         int(doc["seq"]),
         doc["id"],
         occurred,
-        _us(doc["received_at"]),
+        parse_us(doc["received_at"]),
         doc["action"],
         actor_id,
         actor.get("type", "user"),
@@ -73,20 +65,8 @@ async def restore_segment(ctx: RetentionContext, tenant_id: str, segment_id: str
     seg = await ctx.store.get_segment(tenant_id, segment_id)
     if seg is None:
         raise RunFailed(f"archive segment '{segment_id}' of tenant '{tenant_id}' not found")
-    if ctx.archive is None or seg.destination != ctx.archive_name:
-        raise RunFailed(f"segment {seg.id} is in the {seg.destination} archive, not configured")
     report = RestoreReport(seg.id)
-    tmp = ctx.work_dir / f"restore-{seg.id}"
-    try:
-        manifest = jsonutil.loads(seg.manifest)
-        folder = await asyncio.to_thread(
-            segments.fetch_segment, ctx.archive, seg.location, manifest, tmp
-        )
-        stored = await asyncio.to_thread(segments.archived_rows, folder)
-    except segments.SegmentError as exc:
-        raise RunFailed(str(exc)) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    stored = await segment_rows(ctx, seg)
     report.rows = len(stored)
     if stored:
         leaves = await ctx.store.read_tree(

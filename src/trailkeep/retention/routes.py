@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from trailkeep.auth.principal import Permission, Principal
+from trailkeep.auth.principal import Permission
 from trailkeep.http.deps import CurrentPrincipal, ServicesDep, scoped_tenant
 from trailkeep.http.error_models import ErrorBody
 from trailkeep.http.responses import json_response
@@ -21,7 +21,6 @@ from trailkeep.retention.docs_models import (
     SegmentOut,
 )
 from trailkeep.retention.service import run_json, segment_json
-from trailkeep.services import Services
 
 router = APIRouter(tags=["retention"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -35,34 +34,17 @@ Wait = Annotated[
 RunId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-async def _scope(
-    principal: Principal, svc: Services, requested: str | None, what: Permission
-) -> str:
-    tenant_id = principal.scope(what, requested)
-    if principal.is_platform_admin:
-        await svc.tenants.require_exists(tenant_id)
-    return tenant_id
-
-
-async def _run(
-    principal: Principal, svc: Services, tenant: str | None, dry_run: bool, wait: bool
-) -> Response:
-    tenant_id = await scoped_tenant(principal, svc, tenant, Permission.MANAGE_RETENTION)
-    record = await svc.tenants.get(tenant_id)
-    if dry_run:
-        return json_response(await svc.retention.dry_run(record))
-    run = await svc.retention.start(record, principal.subject)
-    task = svc.retention.launch(run, record)
-    if wait:
-        return json_response(run_json(await asyncio.shield(task)))
-    return json_response(run_json(run), status=202)
+_RUN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RetentionReport, "description": "dry run, or wait=true"},
+    **_ERRORS,
+}
 
 
 @router.post(
     "/v1/retention/run",
     status_code=202,
     response_model=RetentionRunOut,
-    responses={200: {"model": RetentionReport, "description": "dry run, or wait=true"}, **_ERRORS},
+    responses=_RUN_RESPONSES,
     summary="Run the tenant's retention policy (dry_run=true: only report)",
 )
 async def run_retention(
@@ -72,24 +54,25 @@ async def run_retention(
     dry_run: DryRun = False,
     wait: Wait = False,
 ) -> Response:
-    return await _run(principal, svc, tenant_id, dry_run, wait)
+    scoped = await scoped_tenant(principal, svc, tenant_id, Permission.MANAGE_RETENTION)
+    record = await svc.tenants.get(scoped)
+    if dry_run:
+        return json_response(await svc.retention.dry_run(record))
+    run = await svc.retention.start(record, principal.subject)
+    task = svc.retention.launch(run, record)
+    if wait:
+        return json_response(run_json(await asyncio.shield(task)))
+    return json_response(run_json(run), status=202)
 
 
-@router.delete(
+# Seed 001's path for the same operation.
+router.delete(
     "/v1/logs/cleanup",
     status_code=202,
     response_model=RetentionRunOut,
-    responses={200: {"model": RetentionReport, "description": "dry run, or wait=true"}, **_ERRORS},
+    responses=_RUN_RESPONSES,
     summary="Alias of POST /v1/retention/run",
-)
-async def cleanup_logs(
-    principal: CurrentPrincipal,
-    svc: ServicesDep,
-    tenant_id: TenantParam = None,
-    dry_run: DryRun = False,
-    wait: Wait = False,
-) -> Response:
-    return await _run(principal, svc, tenant_id, dry_run, wait)
+)(run_retention)
 
 
 @router.get(

@@ -28,7 +28,6 @@ import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from trailkeep.exports.object_store import ObjectStore
 from trailkeep.kit import jsonutil
 from trailkeep.kit.event_vocabulary import SEVERITIES
 from trailkeep.kit.ids import uuid7
-from trailkeep.kit.timeutil import now_us, to_us
+from trailkeep.kit.timeutil import now_us, parse_us
 from trailkeep.retention import segments
 from trailkeep.retention.policy import Schedule, effective_policy, schedule
 from trailkeep.store.models import DueRow, PruneKey, SegmentRecord, TenantRecord
@@ -153,28 +152,34 @@ async def _delete(
             await asyncio.sleep(took * (1 / ctx.writer_share - 1))
 
 
+async def segment_rows(ctx: RetentionContext, seg: SegmentRecord) -> list[tuple[int, bytes]]:
+    """(seq, stored event) of a recorded segment, read back from the archive and checked
+    against its manifest (for finishing its deletes, or restoring it)."""
+    if ctx.archive is None or seg.destination != ctx.archive_name:
+        raise RunFailed(
+            f"segment {seg.id} was archived to the {seg.destination} destination, which"
+            " is not configured now; configure it to finish or restore that segment"
+        )
+    manifest = jsonutil.loads(seg.manifest)
+    tmp = ctx.work_dir / f"read-{seg.id}"
+    try:
+        folder = await asyncio.to_thread(
+            segments.fetch_segment, ctx.archive, seg.location, manifest, tmp
+        )
+        return await asyncio.to_thread(segments.archived_rows, folder)
+    except segments.SegmentError as exc:
+        raise RunFailed(str(exc)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 async def _resume(
     ctx: RetentionContext, tenant: TenantRecord, sched: Schedule, report: Report, step: Step
 ) -> None:
     """Finish deleting the segments an interrupted run recorded but did not prune."""
     pending = await ctx.store.list_segments(tenant.id, None, 1000, state="archived")
     for seg in pending:
-        if ctx.archive is None or seg.destination != ctx.archive_name:
-            raise RunFailed(
-                f"segment {seg.id} was archived to the {seg.destination} destination, which"
-                " is not configured now; configure it so the run can finish that segment"
-            )
-        manifest = jsonutil.loads(seg.manifest)
-        tmp = ctx.work_dir / f"resume-{seg.id}"
-        try:
-            folder = await asyncio.to_thread(
-                segments.fetch_segment, ctx.archive, seg.location, manifest, tmp
-            )
-            stored = await asyncio.to_thread(segments.archived_rows, folder)
-        except segments.SegmentError as exc:
-            raise RunFailed(str(exc)) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        stored = await segment_rows(ctx, seg)
         keys = []
         for seq, body in stored:
             doc = jsonutil.loads(body)
@@ -183,7 +188,7 @@ async def _resume(
                 PruneKey(
                     seq,
                     doc["id"],
-                    _occurred_us(doc),
+                    parse_us(doc["occurred_at"]),
                     targets_of(body),
                     _rule_text(rule.name, rule.days) if rule else "archived",
                 )
@@ -192,11 +197,6 @@ async def _resume(
         await ctx.store.set_segment_state(tenant.id, seg.id, "pruned")
         report.resumed_segments.append(seg.id)
         await step("segment pruned", {"segment": seg.id, "rows": len(keys)})
-
-
-def _occurred_us(doc: dict[str, Any]) -> int:
-    text = doc["occurred_at"].replace("Z", "+00:00")
-    return to_us(datetime.fromisoformat(text))
 
 
 def _rule_text(name: str, days: int) -> str:
@@ -333,10 +333,9 @@ async def _seal(
     """Write, store, read back and record one segment (its rows are deleted next)."""
     assert ctx.archive is not None
     now = now_us()
-    policy = effective_policy(tenant.retention, tenant.retention_days).model_dump()
     try:
         manifest = await segments.finish(
-            ctx.store, draft, checkpoint, ctx.origin_of(tenant.id), run_id, policy, now
+            ctx.store, draft, checkpoint, ctx.origin_of(tenant.id), run_id, report.policy, now
         )
         await step("segment written", {"segment": draft.segment_id, "rows": draft.rows})
         try:

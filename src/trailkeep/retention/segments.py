@@ -32,6 +32,7 @@ from trailkeep.exports.columns import view_values
 from trailkeep.exports.object_store import DestinationError, ObjectStore
 from trailkeep.exports.writers import HashingSink, ParquetWriter
 from trailkeep.integrity import proofs
+from trailkeep.kit.hashing import file_sha256
 from trailkeep.kit.timeutil import format_us
 from trailkeep.store.models import CheckpointRecord, DueRow
 from trailkeep.store.protocol import Store
@@ -211,8 +212,7 @@ def fetch_segment(
     except DestinationError as exc:
         raise SegmentError(f"the archive destination failed: {exc}") from None
     for entry in manifest["files"]:
-        digest = hashlib.sha256((folder / entry["name"]).read_bytes()).hexdigest()
-        if digest != entry["sha256"]:
+        if file_sha256(folder / entry["name"]) != (entry["sha256"], entry["bytes"]):
             raise SegmentError(f"{location}/{entry['name']} changed since it was archived")
     return folder
 
