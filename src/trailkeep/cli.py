@@ -7,7 +7,6 @@ import gc
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -18,6 +17,7 @@ from rich.table import Table
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.cli_exports import export_app
+from trailkeep.cli_options import DatabaseUrl, DataDir, JsonOut, print_json
 from trailkeep.cli_proof import proof as proof_command
 from trailkeep.cli_retention import archive_app, retention_app
 from trailkeep.cli_search import search as search_command
@@ -39,14 +39,6 @@ app.add_typer(key_app, name="key")
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
-
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory [env TRAILKEEP_DATA_DIR]")
-]
-DatabaseUrl = Annotated[
-    str | None, typer.Option("--database-url", help="[env TRAILKEEP_DATABASE_URL]")
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -84,8 +76,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
         raise _fail(f"cannot open the database: {exc}") from None
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(dumps(value).decode() + "\n")
+_print_json = print_json
 
 
 @app.command()

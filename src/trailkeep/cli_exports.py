@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trailkeep.cli_options import fail
 from trailkeep.cli_search import DEFAULT_SERVER
 
 if TYPE_CHECKING:
@@ -44,19 +45,14 @@ JobId = Annotated[str, typer.Argument(metavar="EXPORT_ID")]
 OutDir = Annotated[Path, typer.Option("--out", help="Folder to unpack the archive into")]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
 class _Api:
     def __init__(self, server: str, api_key: str | None, tenant: str | None) -> None:
         from trailkeep.integrity.monitor import _http_client
 
         if not server.startswith(("http://", "https://")):
-            raise _fail(f"{server!r} is not an http:// or https:// URL", 2)
+            raise fail(f"{server!r} is not an http:// or https:// URL", 2)
         if not api_key:
-            raise _fail("an API key is required: --api-key or TRAILKEEP_API_KEY", 2)
+            raise fail("an API key is required: --api-key or TRAILKEEP_API_KEY", 2)
         self.base = server.rstrip("/")
         self.tenant = tenant
         self.http = _http_client(api_key, 60.0, None)
@@ -72,9 +68,9 @@ class _Api:
                 method, self.base + path, params=params, json=body, follow_redirects=False
             )
         except httpx.HTTPError as exc:
-            raise _fail(f"{self.base}: {exc} (is the server running?)") from None
+            raise fail(f"{self.base}: {exc} (is the server running?)") from None
         if response.status_code not in (ok, 307):
-            raise _fail(_error_text(response.status_code, response.content) + _fields(response))
+            raise fail(_error_text(response.status_code, response.content) + _fields(response))
         return response
 
 
@@ -107,7 +103,7 @@ def _download(api: _Api, job: dict[str, Any], out: Path) -> Path:
     if first.status_code == 307:
         with httpx.stream("GET", first.headers["location"], timeout=60) as r:
             if r.status_code != 200:
-                raise _fail(f"the archive's link answered HTTP {r.status_code}")
+                raise fail(f"the archive's link answered HTTP {r.status_code}")
             with partial.open("wb") as handle:
                 for block in r.iter_bytes(1 << 20):
                     handle.write(block)
@@ -117,7 +113,7 @@ def _download(api: _Api, job: dict[str, Any], out: Path) -> Path:
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()
         if any(".." in n.split("/") or n.startswith("/") for n in names):
-            raise _fail(f"{archive} holds unsafe paths; not unpacked")
+            raise fail(f"{archive} holds unsafe paths; not unpacked")
         zf.extractall(out)
     return out / name.removesuffix(".zip")
 
@@ -165,7 +161,7 @@ def export(
         ctx.obj = (server, api_key, tenant)
         return
     if out is None:
-        raise _fail("give --out DIR for the archive (or a command: list, status, ...)", 2)
+        raise fail("give --out DIR for the archive (or a command: list, status, ...)", 2)
     body = {
         key: value
         for key, value in {
@@ -183,7 +179,7 @@ def export(
     api = _Api(server, api_key, tenant)
     job = _follow(api, api.call("POST", "/v1/exports", body, ok=202).json(), quiet)
     if job["state"] != "done":
-        raise _fail(f"export {job['id']} {job['state']}: {job['error'] or 'no reason given'}")
+        raise fail(f"export {job['id']} {job['state']}: {job['error'] or 'no reason given'}")
     folder = _download(api, job, out)
     _out.print(f"exported {job['progress']['written']:,} events to {folder}")
     _out.print(f"verify with: trailkeep verify {folder} --key VKEY")
@@ -229,7 +225,7 @@ def download(ctx: typer.Context, export_id: JobId, out: OutDir) -> None:
     api = _api(ctx)
     job = api.call("GET", f"/v1/exports/{export_id}").json()
     if job["state"] != "done":
-        raise _fail(f"export {export_id} is {job['state']}, not done")
+        raise fail(f"export {export_id} is {job['state']}, not done")
     _out.print(f"unpacked into {_download(api, job, out)}")
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from trailkeep.kit import jsonutil
+from trailkeep.cli_options import DatabaseUrl, DataDir, JsonOut, fail, print_json
 from trailkeep.kit.timeutil import now_us
 
 T = TypeVar("T")
@@ -27,25 +27,7 @@ archive_app = typer.Typer(
     help="Archives: list, query and restore pruned events.", no_args_is_help=True
 )
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option(envvar="TRAILKEEP_DATA_DIR", help="Data directory", show_default=False),
-]
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(envvar="TRAILKEEP_DATABASE_URL", help="Database URL", show_default=False),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON")]
 TenantOpt = Annotated[str | None, typer.Option("--tenant", help="One tenant (default: all)")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _print(value: Any) -> None:
-    sys.stdout.write(jsonutil.dumps(value).decode() + "\n")
 
 
 def _with_retention(
@@ -76,7 +58,7 @@ def _with_retention(
     try:
         return asyncio.run(run())
     except TrailkeepError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
 
 
 def _progress(tenant: str) -> Callable[[str, dict[str, Any]], None]:
@@ -118,7 +100,7 @@ def run(
 
     results = _with_retention(data_dir, database_url, work)
     if json_out:
-        _print(results)
+        print_json(results)
     for result in results:
         if not json_out:
             report = result if dry_run else (result.get("report") or {})
@@ -154,7 +136,7 @@ def list_segments(
 
     segments = _with_retention(data_dir, database_url, work)
     if json_out:
-        _print(segments)
+        print_json(segments)
         return
     for seg in segments:
         typer.echo(
@@ -183,7 +165,7 @@ def query(
     if root is None:
         settings = load_settings(data_dir=data_dir)
         if settings.archive_destination != "local":
-            raise _fail(
+            raise fail(
                 "the archive is in S3: copy the tenant's segment folders locally (e.g. `aws s3"
                 " sync`) and pass --dir",
                 2,
@@ -192,9 +174,9 @@ def query(
     try:
         found = query_archive(archive_files(root, tenant), q, limit=limit, now_us=now_us())
     except ArchiveQueryError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     for doc in found:
-        _print(doc)
+        print_json(doc)
 
 
 @archive_app.command("restore")
@@ -216,10 +198,10 @@ def restore(
         try:
             return (await restore_segment(retention.ctx, tenant, segment_id)).to_json()
         except RunFailed as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
 
     report = _with_retention(data_dir, database_url, work)
     if json_out:
-        _print(report)
+        print_json(report)
     else:
         typer.echo(f"restored {report['restored']} of {report['rows']} events of {segment_id}")
