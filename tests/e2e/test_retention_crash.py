@@ -18,7 +18,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.server import Server, cli_in_process, wait_checkpoint
+from tests.e2e.server import Server, all_events, cli_in_process, wait_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -83,21 +83,10 @@ def _run_until(server: Server, step: str | None) -> str:
     return "".join(seen)
 
 
-def _stored_seqs(http: httpx.Client) -> set[int]:
-    seqs: set[int] = set()
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
-        body = http.get("/v1/events", params=params).json()
-        seqs |= {e["seq"] for e in body["data"]}
-        if not (cursor := body["next_cursor"]):
-            return seqs
-
-
-def _check_no_loss(http: httpx.Client, vkey: str, archive_dir: Path) -> int:
+def _check_no_loss(http: httpx.Client, token: str, vkey: str, archive_dir: Path) -> int:
     """Every event is stored or in a recorded segment that verifies; returns how many
     are pruned. Pruned events answer 410 naming their segment (a sample is asked)."""
-    stored = _stored_seqs(http)
+    stored = {e["seq"] for e in all_events(str(http.base_url), token)}
     segments = http.get("/v1/archives").json()["data"]
     archived: dict[int, str] = {}
     for seg in segments:
@@ -123,11 +112,12 @@ def test_a_run_killed_at_every_step_loses_nothing(
     r = httpx.post(
         f"{server.url}/v1/tenants/a/api-keys", json={"role": "tenant_admin"}, headers=admin
     )
-    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    token = r.json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
     archive_dir = server.data_dir / "archives"
     with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
         _fill(http)
-        wait_checkpoint(server.url, r.json()["token"], EVENTS)
+        wait_checkpoint(server.url, token, EVENTS)
         deadline = time.monotonic() + 30  # a run prunes only what the stats have counted
         while (
             int(http.get("/v1/stats?group_by=action").headers["Trailkeep-Indexed-To-Seq"]) < EVENTS
@@ -140,12 +130,12 @@ def test_a_run_killed_at_every_step_loses_nothing(
         pruned = 0
         for step in STEPS:
             _run_until(server, step)
-            now = _check_no_loss(http, vkey, archive_dir)
+            now = _check_no_loss(http, token, vkey, archive_dir)
             assert now >= pruned  # never undone
             pruned = now
             time.sleep(1.1)  # the killed run's lease runs out
         _run_until(server, None)
-        assert _check_no_loss(http, vkey, archive_dir) == EVENTS // 2
+        assert _check_no_loss(http, token, vkey, archive_dir) == EVENTS // 2
         runs = http.get("/v1/retention/runs").json()["data"]
         assert runs[0]["state"] == "done"
         assert sum(x["state"] == "failed" for x in runs) == len(STEPS)  # each kill, recorded

@@ -5,7 +5,6 @@ RFC 9162 verifier), archives that verify and fail when changed, and bad input.""
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.conftest import World, event, make_settings, seed_keys
+from tests.integration.test_integrity import b64d, wait_checkpoint
 from tests.rfc9162 import consistency_ok, inclusion_ok, leaf
 from tests.s3_fixture import S3Server, s3_server  # noqa: F401
 from trailkeep.app import create_app
@@ -31,10 +31,6 @@ RECENT_DAYS_AGO = 2
 def _recent() -> str:
     moment = time.time() - RECENT_DAYS_AGO * 86_400
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
-
-
-def b64d(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
 
 
 def _fill(world: World, n: int = 60) -> list[dict[str, Any]]:
@@ -63,19 +59,12 @@ def _fill(world: World, n: int = 60) -> list[dict[str, Any]]:
 
 
 def _wait_checkpoint(world: World, size: int) -> dict[str, Any]:
-    """Until a checkpoint covers ``size`` events and the indexer has counted them (a run
-    prunes only events that are both signed and counted in the stats)."""
+    """Until the indexer has counted every event and a checkpoint covers ``size`` (a run
+    prunes only events that are both counted in the stats and signed)."""
     store = world.client.app.state.services.store  # type: ignore[attr-defined]
     assert world.client.portal is not None
     assert world.client.portal.call(store.index_caught_up, 30.0)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        r = world.client.get("/v1/checkpoint", headers=world.h("acme", "reader"))
-        if r.status_code == 200 and r.json()["tree_size"] >= size:
-            body: dict[str, Any] = r.json()
-            return body
-        time.sleep(0.05)
-    raise AssertionError("no checkpoint")
+    return wait_checkpoint(world, size)
 
 
 def _policy(world: World, body: dict[str, Any], role: str = "tenant_admin") -> Any:
