@@ -17,7 +17,7 @@ from rich.table import Table
 from trailkeep.auth.principal import Role
 from trailkeep.auth.service import AuthService
 from trailkeep.cli_exports import export_app
-from trailkeep.cli_options import DatabaseUrl, DataDir, JsonOut, print_json
+from trailkeep.cli_options import DatabaseUrl, DataDir, JsonOut, load_settings, print_json
 from trailkeep.cli_proof import proof as proof_command
 from trailkeep.cli_retention import archive_app, retention_app
 from trailkeep.cli_search import search as search_command
@@ -44,17 +44,6 @@ T = TypeVar("T")
 def _fail(message: str) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code=1)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        settings = Settings(**given)
-        settings.check_secrets()
-        settings.database()
-    except (ValidationError, ConfigError) as exc:
-        raise _fail(f"invalid configuration: {exc}") from None
-    return settings
 
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:

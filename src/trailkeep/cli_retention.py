@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from trailkeep.cli_options import DatabaseUrl, DataDir, JsonOut, fail, print_json
+from trailkeep.cli_options import DatabaseUrl, DataDir, JsonOut, fail, load_settings, print_json
 from trailkeep.kit.timeutil import now_us
 
 T = TypeVar("T")
@@ -36,7 +36,6 @@ def _with_retention(
     """Run ``work(services)`` with the store, tenants and retention of the settings."""
     from trailkeep import logs
     from trailkeep.app import build_store
-    from trailkeep.cli import load_settings
     from trailkeep.errors import TrailkeepError
     from trailkeep.integrity.signing_keys import load_log_key
     from trailkeep.retention.service import build_retention
@@ -158,7 +157,6 @@ def query(
 ) -> None:
     """Search archived events with the query language (DuckDB over the Parquet files,
     in place): one stored event per line, newest first."""
-    from trailkeep.cli import load_settings
     from trailkeep.retention.archive_query import ArchiveQueryError, archive_files, query_archive
 
     root = folder
